@@ -1,0 +1,39 @@
+"""Simulator backends behind :class:`isaacgymenvs.sim.base.SimBackend`, chosen by name."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import mujoco
+
+from isaacgymenvs.sim.base import SimBackend
+
+BACKENDS = ("mujoco", "mujoco_warp")
+
+
+class BackendUnavailableError(RuntimeError):
+    pass
+
+
+def make_backend(name: str, model: mujoco.MjModel, num_envs: int, control_dt: float, device: str = "cpu", **kw) -> SimBackend:
+    """Build backend ``name`` (``sim=...`` on the command line) for ``num_envs`` copies of ``model``."""
+    if name == "mujoco":
+        from isaacgymenvs.sim.mujoco_cpu import MujocoCpuBackend
+
+        return MujocoCpuBackend(model, num_envs, control_dt, device=device, **kw)
+    if name == "mujoco_warp":
+        if importlib.util.find_spec("mujoco_warp") is None:
+            raise BackendUnavailableError(
+                "sim=mujoco_warp needs the mujoco-warp package: `pip install 'mujoco-warp==4.0.0'` "
+                "(or `make install-gpu`) on a machine with an NVIDIA GPU; use sim=mujoco for the CPU"
+            )
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError(
+                "sim=mujoco_warp needs a CUDA GPU and a CUDA build of torch, and none is available here; use sim=mujoco"
+            )
+        from isaacgymenvs.sim.mujoco_warp import MujocoWarpBackend  # noqa: PLC0415
+
+        return MujocoWarpBackend(model, num_envs, control_dt, device=device, **kw)
+    raise ValueError(f"unknown sim {name!r}; choose one of {BACKENDS}")

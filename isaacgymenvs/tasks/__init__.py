@@ -1,0 +1,52 @@
+"""Task registry: ``task=<name>`` builds the character model, the simulator, the MotionLib and the task."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from isaacgymenvs import assets, characters
+from isaacgymenvs.motion.motion_lib import MotionLib
+from isaacgymenvs.motion.skeleton import skeleton_from_model
+from isaacgymenvs.sim import make_backend
+from isaacgymenvs.tasks.amp_task import AMPTask, AMPTaskConfig
+
+#: task name -> (character, asset folder of its clips)
+TASKS = {"HumanoidAMP": ("amp_humanoid", "amp_humanoid/motions")}
+
+
+def resolve_motion_file(motion_file: str, motion_dir: str) -> Path:
+    """A path as given (absolute or relative to the working directory), else a bundled clip name."""
+    p = Path(motion_file).expanduser()
+    if p.exists():
+        return p
+    if p.is_absolute() or len(p.parts) > 1:
+        raise FileNotFoundError(f"motion_file {motion_file!r} does not exist")
+    return assets.asset_path(f"{motion_dir}/{motion_file}")
+
+
+def task_config(env_cfg: dict) -> AMPTaskConfig:
+    """Pick the AMPTaskConfig keys out of a task's ``env:`` section (other keys are for the sim)."""
+    names = {f.name for f in dataclasses.fields(AMPTaskConfig)}
+    kw = {k: v for k, v in env_cfg.items() if k in names}
+    for k in ("contactBodies", "keyBodies"):
+        if k in kw:
+            kw[k] = tuple(kw[k])
+    return AMPTaskConfig(**kw)
+
+
+def make_task(task_name: str, env_cfg: dict, sim: str = "mujoco", device: str = "cpu", seed: int = 0, **sim_kw) -> AMPTask:
+    if task_name not in TASKS:
+        raise ValueError(f"unknown task {task_name!r}; known tasks: {sorted(TASKS)}")
+    character, motion_dir = TASKS[task_name]
+    cfg = task_config(env_cfg)
+    model = characters.load_model(character)
+    skeleton = skeleton_from_model(model)
+    motion_file = resolve_motion_file(env_cfg["motion_file"], motion_dir)
+    motion_lib = MotionLib.from_file(
+        motion_file, skeleton, model, cfg.keyBodies, device=device,
+        trust=bool(env_cfg.get("motion_trust", False)), ground=env_cfg.get("motion_ground", "rolling_min"),
+    )
+    control_dt = float(env_cfg.get("controlFrequencyInv", 2)) * float(env_cfg.get("sim_dt", 1.0 / 60.0))
+    backend = make_backend(sim, model, cfg.numEnvs, control_dt, device=device, **sim_kw)
+    return AMPTask(cfg, backend, motion_lib, skeleton, seed=seed)

@@ -1,0 +1,217 @@
+"""The AMP task: observations, AMP observation history, reference-state resets, terminations.
+
+One class serves every character; what differs (model, key bodies, contact bodies, PD
+mapping) comes from the character spec and the task config. It follows IsaacGymEnvs'
+HumanoidAMP step by step:
+
+``step(actions)`` applies PD targets, advances the simulator one control step, then computes
+the observation, the (constant) task reward, termination and time-out, and the AMP
+observation history (newest step first). Environments that are done are **not** reset by
+``step``: the learner reads the terminal observation (to bootstrap the value on time-outs)
+and then calls ``reset_done()``, as IsaacGymEnvs' AMP agent does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from isaacgymenvs.motion.motion_lib import MotionLib
+from isaacgymenvs.motion.skeleton import Skeleton
+from isaacgymenvs.sim.base import SimBackend
+from isaacgymenvs.tasks import terms
+
+STATE_INIT_MODES = ("Default", "Start", "Random", "Hybrid")
+
+
+@dataclass
+class AMPTaskConfig:
+    """The task keys of ``cfg/task/<Task>.yaml`` (``env:`` section), IsaacGymEnvs names."""
+
+    numEnvs: int = 4096
+    #: Episode length in control steps (300 = 10 s at 30 Hz).
+    episodeLength: int = 300
+    #: Reset pose: Default (standing pose), Start (clip start), Random (random clip time), Hybrid.
+    stateInit: str = "Random"
+    #: With Hybrid, the probability of a reference (Random) reset instead of the default pose.
+    hybridInitProb: float = 0.5
+    #: Steps of history in one AMP observation (>= 2).
+    numAMPObsSteps: int = 2
+    #: Early termination: a non-contact body below this height (m) while touching something.
+    terminationHeight: float = 0.5
+    enableEarlyTermination: bool = True
+    #: Root rotation in the heading frame instead of the world frame.
+    localRootObs: bool = False
+    #: Bodies that may touch the ground.
+    contactBodies: tuple[str, ...] = ("right_foot", "left_foot")
+    #: Bodies whose relative positions enter the observation.
+    keyBodies: tuple[str, ...] = ("right_hand", "left_hand", "right_foot", "left_foot")
+    #: Height of the root in the default pose (m).
+    defaultRootHeight: float = 0.89
+
+
+class AMPTask:
+    def __init__(self, cfg: AMPTaskConfig, sim: SimBackend, motion_lib: MotionLib, skeleton: Skeleton, seed: int = 0):
+        if cfg.stateInit not in STATE_INIT_MODES:
+            raise ValueError(f"task.env.stateInit must be one of {STATE_INIT_MODES}, got {cfg.stateInit!r}")
+        if cfg.numAMPObsSteps < 2:
+            raise ValueError(f"task.env.numAMPObsSteps must be at least 2, got {cfg.numAMPObsSteps}")
+        if not 0.0 <= cfg.hybridInitProb <= 1.0:
+            raise ValueError(f"task.env.hybridInitProb must lie in [0, 1], got {cfg.hybridInitProb}")
+        if cfg.episodeLength < 2:
+            raise ValueError(f"task.env.episodeLength must be at least 2, got {cfg.episodeLength}")
+        if skeleton.dof_names != sim.dof_names:
+            raise ValueError("the motion skeleton and the simulator disagree on the joint order")
+        self.cfg = cfg
+        self.sim = sim
+        self.motion_lib = motion_lib
+        self.device = sim.device
+        self.num_envs = sim.num_envs
+        self.dt = sim.control_dt
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.groups = terms.joint_groups(skeleton)
+        self.key_body_ids = torch.tensor(skeleton.body_index(cfg.keyBodies), device=self.device)
+        allowed = torch.zeros(sim.num_bodies, dtype=torch.bool, device=self.device)
+        allowed[skeleton.body_index(cfg.contactBodies)] = True
+        self.allowed_contact = allowed
+        offset, scale = terms.pd_action_offset_scale(self.groups, skeleton.dof_limits)
+        self.action_offset = offset.to(self.device, torch.float32)
+        self.action_scale = scale.to(self.device, torch.float32)
+        self.num_actions = sim.num_dof
+        self.obs_layout = terms.obs_layout(self.groups, sim.num_dof, len(cfg.keyBodies))
+        self.num_obs = sum(n for _, n in self.obs_layout)
+        self.num_amp_obs_per_step = self.num_obs
+        self.num_amp_obs = cfg.numAMPObsSteps * self.num_obs
+        N = self.num_envs
+        self.progress = torch.zeros(N, dtype=torch.long, device=self.device)
+        self.terminated = torch.zeros(N, dtype=torch.bool, device=self.device)
+        self.truncated = torch.zeros(N, dtype=torch.bool, device=self.device)
+        self.obs = torch.zeros(N, self.num_obs, device=self.device)
+        self.amp_hist = torch.zeros(N, cfg.numAMPObsSteps, self.num_obs, device=self.device)
+        self.default_dof_pos = torch.zeros(sim.num_dof, device=self.device)
+        #: Per env: whether the last reset was a reference-state reset (for statistics).
+        self.ref_reset = torch.zeros(N, dtype=torch.bool, device=self.device)
+
+    # ----------------------------------------------------------------- observations
+    def _sim_obs(self) -> torch.Tensor:
+        s = self.sim
+        f = lambda x: x.to(torch.float32)  # noqa: E731
+        return terms.character_obs(
+            f(s.root_pos_w), f(s.root_quat_w), f(s.root_lin_vel_w), f(s.root_ang_vel_w), f(s.dof_pos), f(s.dof_vel),
+            f(s.body_pos_w[:, self.key_body_ids]), self.groups, self.cfg.localRootObs,
+        )
+
+    def _motion_obs(self, motion_ids: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        st = self.motion_lib.get_motion_state(motion_ids, times)
+        return terms.character_obs(
+            st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel,
+            st.key_body_pos, self.groups, self.cfg.localRootObs,
+        )
+
+    def amp_obs_demo(self, n: int) -> torch.Tensor:
+        """``[n, numAMPObsSteps * obs]`` demonstration AMP observations from the MotionLib."""
+        ids = self.motion_lib.sample_motions(n, self.generator)
+        k = self.cfg.numAMPObsSteps
+        trunc = self.dt * (k - 1)
+        t0 = self.motion_lib.sample_time(ids, truncate_time=trunc, generator=self.generator) + trunc
+        steps = torch.arange(k, device=self.device, dtype=t0.dtype) * self.dt
+        times = (t0.unsqueeze(-1) - steps).reshape(-1)
+        obs = self._motion_obs(ids.repeat_interleave(k), times)
+        return obs.reshape(n, k * self.num_obs)
+
+    @property
+    def amp_obs(self) -> torch.Tensor:
+        """``[N, numAMPObsSteps * obs]`` the agent's AMP observation, newest step first."""
+        return self.amp_hist.reshape(self.num_envs, -1)
+
+    # ----------------------------------------------------------------- resets
+    def _write(self, env_ids, root_pos, root_quat, root_vel, root_ang_vel, dof_pos, dof_vel):
+        self.sim.write_state(env_ids, root_pos, root_quat, root_vel, root_ang_vel, dof_pos, dof_vel)
+
+    def _reset_default(self, env_ids: torch.Tensor) -> None:
+        M = len(env_ids)
+        if M == 0:
+            return
+        z = lambda *s: torch.zeros(M, *s, device=self.device)  # noqa: E731
+        pos = z(3)
+        pos[:, 2] = self.cfg.defaultRootHeight
+        quat = z(4)
+        quat[:, 0] = 1.0
+        self._write(env_ids, pos, quat, z(3), z(3), self.default_dof_pos.expand(M, -1), z(self.num_actions))
+        self.ref_reset[env_ids] = False
+
+    def _reset_ref(self, env_ids: torch.Tensor, start: bool) -> None:
+        M = len(env_ids)
+        if M == 0:
+            return
+        ids = self.motion_lib.sample_motions(M, self.generator)
+        if start:
+            times = torch.zeros(M, device=self.device)
+        else:
+            times = self.motion_lib.sample_time(ids, generator=self.generator)
+        st = self.motion_lib.get_motion_state(ids, times)
+        self._write(env_ids, st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel)
+        self.ref_reset[env_ids] = True
+        k = self.cfg.numAMPObsSteps
+        if k > 1:
+            steps = torch.arange(1, k, device=self.device, dtype=times.dtype) * self.dt
+            hist_t = (times.unsqueeze(-1) - steps).reshape(-1)
+            hist = self._motion_obs(ids.repeat_interleave(k - 1), hist_t)
+            self.amp_hist[env_ids, 1:] = hist.reshape(M, k - 1, self.num_obs)
+
+    def reset_idx(self, env_ids: torch.Tensor) -> None:
+        """Reset ``env_ids`` by the configured state-init mode and re-seed their AMP history."""
+        env_ids = env_ids.to(self.device).long()
+        if env_ids.numel() == 0:
+            return
+        mode = self.cfg.stateInit
+        if mode == "Default":
+            ref = torch.zeros(len(env_ids), dtype=torch.bool, device=self.device)
+        elif mode in ("Start", "Random"):
+            ref = torch.ones(len(env_ids), dtype=torch.bool, device=self.device)
+        else:
+            u = torch.rand(len(env_ids), device=self.device, generator=self.generator)
+            ref = u < self.cfg.hybridInitProb
+        self._reset_default(env_ids[~ref])
+        self._reset_ref(env_ids[ref], start=(mode == "Start"))
+        self.progress[env_ids] = 0
+        self.terminated[env_ids] = False
+        self.truncated[env_ids] = False
+        obs = self._sim_obs()
+        self.obs[env_ids] = obs[env_ids]
+        self.amp_hist[env_ids, 0] = obs[env_ids]
+        default_ids = env_ids[~ref]
+        if len(default_ids):
+            self.amp_hist[default_ids] = obs[default_ids].unsqueeze(1)
+
+    def reset(self) -> torch.Tensor:
+        self.reset_idx(torch.arange(self.num_envs, device=self.device))
+        return self.obs.clone()
+
+    def reset_done(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reset every environment whose episode ended; returns (obs, reset env ids)."""
+        done = (self.terminated | self.truncated).nonzero(as_tuple=False).flatten()
+        self.reset_idx(done)
+        return self.obs.clone(), done
+
+    # ----------------------------------------------------------------- stepping
+    def step(self, actions: torch.Tensor):
+        """Returns ``obs [N, O]``, ``reward [N]``, ``terminated [N]``, ``truncated [N]``."""
+        actions = actions.to(self.device, torch.float32).clamp(-1.0, 1.0)
+        self.sim.set_pd_targets(self.action_offset + self.action_scale * actions)
+        self.sim.step()
+        self.progress += 1
+        obs = self._sim_obs()
+        self.obs[:] = obs
+        self.amp_hist[:, 1:] = self.amp_hist[:, :-1].clone()
+        self.amp_hist[:, 0] = obs
+        if self.cfg.enableEarlyTermination:
+            self.terminated = terms.fall_termination(
+                self.sim.contact_forces_w, self.sim.body_pos_w, self.allowed_contact, self.cfg.terminationHeight, self.progress
+            )
+        else:
+            self.terminated = torch.zeros_like(self.terminated)
+        self.truncated = (self.progress >= self.cfg.episodeLength - 1) & ~self.terminated
+        reward = torch.ones(self.num_envs, device=self.device)  # IsaacGymEnvs' constant task reward
+        return self.obs.clone(), reward, self.terminated.clone(), self.truncated.clone()

@@ -1,0 +1,83 @@
+"""Shared fixtures: the humanoid model, its skeleton, and clip files made from the real clips."""
+
+from __future__ import annotations
+
+import pickle
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+from isaacgymenvs import assets
+
+
+def _asset_or_skip(rel: str):
+    try:
+        return assets.asset_path(rel)
+    except assets.AssetNotFoundError as e:
+        pytest.skip(f"asset missing: {e}")
+
+
+@pytest.fixture(scope="session")
+def clip_path():
+    """Path of a bundled AMP humanoid clip by short name (walk, run, dance)."""
+    return lambda name: _asset_or_skip(f"amp_humanoid/motions/amp_humanoid_{name}.npy")
+
+
+@pytest.fixture(scope="session")
+def humanoid():
+    from isaacgymenvs import characters
+    from isaacgymenvs.motion.skeleton import skeleton_from_model
+
+    _asset_or_skip("amp_humanoid/amp_humanoid.xml")
+    model = characters.load_model("amp_humanoid")
+    return model, skeleton_from_model(model)
+
+
+def write_poselib_npy(path, rotation_xyzw, root_translation, node_names, parents, local_translation, fps):
+    """Write a clip the way poselib does: a pickled OrderedDict of {'arr', 'context'} tensors in a .npy."""
+    dtype = rotation_xyzw.dtype
+    t = lambda a: {"arr": np.asarray(a), "context": {"dtype": str(np.asarray(a).dtype)}}  # noqa: E731
+    d = OrderedDict(
+        rotation=t(rotation_xyzw),
+        root_translation=t(root_translation.astype(dtype)),
+        global_velocity=t(np.zeros(root_translation.shape[:1] + (len(node_names), 3), dtype)),
+        global_angular_velocity=t(np.zeros(root_translation.shape[:1] + (len(node_names), 3), dtype)),
+        skeleton_tree=OrderedDict(
+            node_names=list(node_names),
+            parent_indices=t(np.asarray(parents, dtype=np.int64)),
+            local_translation=t(np.asarray(local_translation, dtype=np.float32)),
+        ),
+        is_local=True,
+        fps=fps,
+        __name__="SkeletonMotion",
+    )
+    arr = np.empty((), dtype=object)
+    arr[()] = d
+    with open(path, "wb") as f:
+        np.save(f, arr, allow_pickle=True)
+    return path
+
+
+@pytest.fixture
+def make_clip(tmp_path, clip_path):
+    """Build a variant of the walk clip: every ``step``-th frame, a given fps object and dtype."""
+    from isaacgymenvs.motion.poselib import load_poselib_npy
+
+    src = load_poselib_npy(clip_path("walk"))
+
+    def _make(name="variant.npy", step=1, fps=None, dtype=np.float32, flip_signs=False, node_names=None):
+        rot = src.rotation_xyzw[::step].astype(dtype)
+        if flip_signs:
+            rot[1::2] *= -1.0
+        return write_poselib_npy(
+            tmp_path / name,
+            rot,
+            src.root_translation[::step].astype(dtype),
+            node_names or src.node_names,
+            src.parents,
+            src.local_translation,
+            fps if fps is not None else np.asarray(60 // step, dtype=np.int32),
+        )
+
+    return _make

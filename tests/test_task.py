@@ -1,0 +1,180 @@
+"""HumanoidAMP task: observation layout, agent/demo AMP parity, PD mapping, resets, terminations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from isaacgymenvs.tasks import make_task, terms
+
+
+@pytest.fixture(scope="module")
+def task(humanoid):
+    return make_task("HumanoidAMP", dict(numEnvs=8, motion_file="amp_humanoid_walk.npy", stateInit="Random"), seed=3)
+
+
+def test_sizes(task):
+    assert (task.num_obs, task.num_amp_obs, task.num_actions) == (105, 210, 28)
+    assert [n for _, n in task.obs_layout] == [1, 6, 3, 3, 52, 28, 12]
+    assert task.dt == pytest.approx(1 / 30, rel=0.01)
+
+
+def test_reference_state_gives_the_demo_amp_observation(task):
+    """Write the reference state at time t into the simulator: the agent's AMP observation after
+    the reset equals the demonstration sampler's at t (history t, t - dt), to float precision."""
+    lib = task.motion_lib
+    ids = torch.zeros(8, dtype=torch.long)
+    times = torch.linspace(0.1, 2.4, 8)
+    st = lib.get_motion_state(ids, times)
+    env_ids = torch.arange(8)
+    task.sim.write_state(env_ids, st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel)
+    agent = task._sim_obs()
+    demo = task._motion_obs(ids, times)
+    assert (agent - demo).abs().max().item() < 1e-4
+    # and the full 2-step history built by a reference reset equals the demo sampler's layout
+    k = task.cfg.numAMPObsSteps
+    hist_times = torch.stack([times - j * task.dt for j in range(k)], dim=1).reshape(-1)
+    demo_amp = task._motion_obs(ids.repeat_interleave(k), hist_times).reshape(8, -1)
+    task.amp_hist[:, 0] = agent
+    for j in range(1, k):
+        task.amp_hist[:, j] = task._motion_obs(ids, times - j * task.dt)
+    assert (task.amp_obs - demo_amp).abs().max().item() < 1e-4
+
+
+def test_demo_sampler_shape_and_history_order(task):
+    demo = task.amp_obs_demo(64)
+    assert demo.shape == (64, 210) and torch.isfinite(demo).all()
+    # newest first: slot 0 and slot 1 are one control step apart, so the root heights differ slightly
+    assert (demo[:, 0] - demo[:, 105]).abs().max() < 0.2
+
+
+def test_observation_by_hand():
+    """Root at height 0.9, yawed 90 degrees, moving +y at 1 m/s: in the heading frame that is +x."""
+    q = torch.tensor([[math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4)]])
+    groups = [terms.JointGroup("elbow", (0,), ((0.0, 1.0, 0.0),))]
+    obs = terms.character_obs(
+        torch.tensor([[1.0, 2.0, 0.9]]), q, torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([[0.0, 0.0, 2.0]]),
+        torch.tensor([[-0.5]]), torch.tensor([[0.25]]), torch.tensor([[[1.0, 3.0, 0.5]]]), groups,
+    )
+    expect = [0.9, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0,  # height, tangent = yawed x axis, normal = z
+              1.0, 0.0, 0.0, 0.0, 0.0, 2.0,  # heading-frame velocities
+              -0.5, 0.25,  # hinge angle and velocity
+              1.0, 0.0, -0.4]  # key body (0, 1, -0.4) relative in world -> (1, 0, -0.4) in heading frame
+    assert torch.allclose(obs[0], torch.tensor(expect), atol=1e-6)
+
+
+def test_three_hinge_joint_as_tan_norm():
+    groups = [terms.JointGroup("j", (0, 1, 2), ((1.0, 0, 0), (0, 1.0, 0), (0, 0, 1.0)))]
+    # 90 degrees about z only: x axis -> y axis, z axis stays
+    out = terms.dof_to_obs(torch.tensor([[0.0, 0.0, math.pi / 2]]), groups)
+    assert torch.allclose(out[0], torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0, 1.0]), atol=1e-6)
+
+
+def test_pd_action_mapping(task):
+    """IsaacGymEnvs' mapping: 3-DoF joints span [-pi, pi]; the elbow ([-160, 0] deg) spans
+    mid -80 deg +- 0.7 * 160 deg, so offset = -1.3963 rad and scale = 1.9548 rad."""
+    names = task.sim.dof_names
+    e = names.index("right_elbow")
+    assert task.action_offset[e].item() == pytest.approx(math.radians(-80), abs=1e-5)
+    assert task.action_scale[e].item() == pytest.approx(math.radians(112), abs=1e-5)
+    h = names.index("right_hip_y")
+    assert task.action_offset[h].item() == pytest.approx(0.0, abs=1e-7)
+    assert task.action_scale[h].item() == pytest.approx(math.pi, abs=1e-6)
+
+
+def test_pd_targets_reach_actuators_through_the_transmission(humanoid):
+    """The hip actuators run x, z, y while the joints run x, y, z: a target on hip_y must move hip_y."""
+    from isaacgymenvs.sim import make_backend
+
+    model, _ = humanoid
+    sim = make_backend("mujoco", model, 1, 1 / 30)
+    targets = torch.zeros(1, sim.num_dof)
+    hy = sim.dof_names.index("right_hip_y")
+    targets[0, hy] = -0.5
+    quat = torch.tensor([[1.0, 0, 0, 0]])
+    z = torch.zeros
+    sim.write_state(torch.tensor([0]), torch.tensor([[0, 0, 5.0]]), quat, z(1, 3), z(1, 3), z(1, 28), z(1, 28))
+    sim.set_pd_targets(targets)
+    for _ in range(10):
+        sim.step()
+    assert sim.dof_pos[0, hy].item() == pytest.approx(-0.5, abs=0.05)
+    assert abs(sim.dof_pos[0, sim.dof_names.index("right_hip_z")].item()) < 0.05
+
+
+def test_fall_termination_by_hand():
+    B = 3  # body 0: foot (allowed), 1: torso, 2: head
+    allowed = torch.tensor([True, False, False])
+    pos = torch.tensor([[[0, 0, 0.0], [0, 0, 1.0], [0, 0, 1.5]],   # upright, foot touching
+                        [[0, 0, 0.0], [0, 0, 0.3], [0, 0, 0.2]],   # lying, head touching
+                        [[0, 0, 0.0], [0, 0, 0.3], [0, 0, 0.2]],   # lying, but only the foot touches
+                        [[0, 0, 0.0], [0, 0, 0.3], [0, 0, 0.2]]])  # lying and touching, first step
+    force = torch.zeros(4, B, 3)
+    force[:, 0, 2] = 400.0
+    force[1, 2, 2] = 50.0
+    force[3, 2, 2] = 50.0
+    progress = torch.tensor([5, 5, 5, 1])
+    out = terms.fall_termination(force, pos, allowed, 0.5, progress)
+    assert out.tolist() == [False, True, False, False]
+
+
+@pytest.mark.parametrize("mode", ["Default", "Start", "Random", "Hybrid"])
+def test_reset_modes(humanoid, mode):
+    t = make_task("HumanoidAMP", dict(numEnvs=16, motion_file="amp_humanoid_walk.npy", stateInit=mode, hybridInitProb=0.5), seed=1)
+    t.reset()
+    ref = t.ref_reset
+    if mode == "Default":
+        assert not ref.any()
+        assert torch.allclose(t.sim.root_pos_w[:, 2].float(), torch.full((16,), 0.89))
+        # after a default reset every history slot holds the current observation
+        assert torch.equal(t.amp_hist[:, 0], t.amp_hist[:, 1])
+    elif mode == "Start":
+        clip = t.motion_lib.clips[0]
+        assert ref.all()
+        assert torch.allclose(t.sim.root_pos_w.float(), torch.tensor(clip.root_pos[0]).float().expand(16, 3), atol=1e-5)
+    elif mode == "Random":
+        assert ref.all()
+        assert t.sim.root_pos_w[:, 0].std() > 0.1  # different phases of a walk
+    else:
+        assert 0 < ref.sum() < 16
+
+
+def test_random_actions_step_64_envs(humanoid):
+    t = make_task("HumanoidAMP", dict(numEnvs=64, motion_file="amp_humanoid_run.npy"), seed=0)
+    obs = t.reset()
+    g = torch.Generator().manual_seed(0)
+    ended = 0
+    for _ in range(20):
+        obs, rew, term, trunc = t.step(0.3 * torch.randn(64, 28, generator=g))
+        assert torch.isfinite(obs).all() and torch.isfinite(t.amp_obs).all()
+        assert torch.equal(rew, torch.ones(64))
+        ended += int((term | trunc).sum())
+        obs, done_ids = t.reset_done()
+        assert (t.progress[done_ids] == 0).all()
+    assert ended > 0  # 20 steps of noise topple some runners
+
+
+def test_episode_times_out(humanoid):
+    t = make_task("HumanoidAMP", dict(numEnvs=2, motion_file="amp_humanoid_walk.npy", episodeLength=5,
+                                      enableEarlyTermination=False), seed=0)
+    t.reset()
+    outs = [t.step(torch.zeros(2, 28))[3].tolist() for _ in range(4)]
+    assert outs == [[False, False], [False, False], [False, False], [True, True]]
+
+
+@pytest.mark.parametrize(
+    "cfg,match",
+    [
+        (dict(stateInit="Sideways"), "stateInit must be one of"),
+        (dict(numAMPObsSteps=1), "numAMPObsSteps must be at least 2"),
+        (dict(hybridInitProb=1.5), "hybridInitProb"),
+        (dict(motion_file="/nope/clip.npy"), "does not exist"),
+        (dict(motion_file="amp_humanoid_moonwalk.npy"), "make assets"),
+    ],
+)
+def test_bad_task_config(humanoid, cfg, match):
+    base = dict(numEnvs=2, motion_file="amp_humanoid_walk.npy")
+    base.update(cfg)
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
+        make_task("HumanoidAMP", base)
