@@ -1,0 +1,290 @@
+"""AMP on rl_games 1.6.5: the only module that knows rl_games' internals.
+
+``AMPAgent`` subclasses rl_games' PPO agent (``A2CAgent``) and wires in, without copying it:
+
+* the discriminator reward, computed for each transition as it is collected (the
+  discriminator does not change during a rollout) and mixed with the task reward
+  (``task_reward_w``, ``disc_reward_w``) before rl_games adds the time-out bootstrap and GAE;
+* the discriminator loss, added to rl_games' PPO loss on every minibatch (one Adam over
+  actor, critic and discriminator, as in IsaacGymEnvs), on three inputs: the rollout, the
+  replay buffer and the demonstration buffer;
+* the sigma scheme (``fixed``: std = exp(sigma_init), never trained; ``learned``: a trained,
+  state-independent log-std);
+* its own epoch loop: per-epoch metrics handed to observers, checkpoints named as in
+  IsaacGymEnvs, the best checkpoint by ``eval/motion_nn_dist``.
+
+The maths lives in :mod:`isaacgymenvs.learning.amp_math`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+from rl_games.algos_torch.a2c_continuous import A2CAgent
+from rl_games.common.a2c_common import swap_and_flatten01
+
+from isaacgymenvs.learning import amp_math
+from isaacgymenvs.learning.discriminator import Discriminator
+from isaacgymenvs.learning.replay_buffer import ReplayBuffer
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def load_checkpoint_file(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for damaged or foreign files
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "amp" not in ckpt:
+        raise CheckpointError(f"checkpoint {str(path)!r} is not an AMP checkpoint of this trainer (no 'model'/'amp' entries)")
+    return ckpt
+
+
+def _mismatches(expected: dict, got: dict) -> list[str]:
+    out = []
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    if missing:
+        out.append(f"missing keys {missing}")
+    if unexpected:
+        out.append(f"unexpected keys {unexpected}")
+    for k in sorted(set(expected) & set(got)):
+        if tuple(expected[k].shape) != tuple(got[k].shape):
+            out.append(f"{k}: checkpoint {tuple(got[k].shape)} vs model {tuple(expected[k].shape)}")
+    return out
+
+
+class AMPAgent(A2CAgent):
+    def __init__(self, base_name, params):
+        super().__init__(base_name, params)
+        cfg = self.config
+        self.sigma_scheme = cfg.get("sigma_scheme", "fixed")
+        if self.sigma_scheme not in ("fixed", "learned"):
+            raise ValueError(f"sigma must be 'fixed' or 'learned', got {self.sigma_scheme!r}")
+        self.log_std = self.model.a2c_network.sigma
+        self.log_std.requires_grad_(self.sigma_scheme == "learned")
+
+        amp_dim = self.env_info["amp_observation_space"].shape[0]
+        self.disc = Discriminator(amp_dim, tuple(cfg.get("disc_units", (1024, 512)))).to(self.ppo_device)
+        # One optimizer, as IsaacGymEnvs: the discriminator's own weight decay is a loss term.
+        self.optimizer.add_param_group({"params": list(self.disc.parameters()), "weight_decay": 0.0})
+        self.disc_coef = float(cfg["disc_coef"])
+        self.disc_logit_reg = float(cfg["disc_logit_reg"])
+        self.disc_grad_penalty = float(cfg["disc_grad_penalty"])
+        self.disc_weight_decay = float(cfg["disc_weight_decay"])
+        self.disc_reward_scale = float(cfg["disc_reward_scale"])
+        self.disc_reward_type = cfg.get("disc_reward_type", "bce")
+        self.task_reward_w = float(cfg["task_reward_w"])
+        self.disc_reward_w = float(cfg["disc_reward_w"])
+        self.amp_batch_size = int(cfg["amp_batch_size"])
+        self.amp_minibatch_size = int(cfg["amp_minibatch_size"])
+        self.demo_buffer = ReplayBuffer(int(cfg["amp_obs_demo_buffer_size"]), amp_dim, self.ppo_device)
+        self.replay_buffer = ReplayBuffer(
+            int(cfg["amp_replay_buffer_size"]), amp_dim, self.ppo_device, keep_prob=float(cfg["amp_replay_keep_prob"])
+        )
+        self.observers: list = []
+        self.best_metric = math.inf
+        self.eval_ref_size = int(cfg.get("eval_ref_size", 4096))
+        self.eval_agent_size = int(cfg.get("eval_agent_size", 1024))
+        self.checkpoint_name = cfg.get("checkpoint_name", cfg["name"])
+        self._amp_buf = None
+
+    # ------------------------------------------------------------------ rollout
+    def init_tensors(self):
+        super().init_tensors()
+        amp_dim = self.env_info["amp_observation_space"].shape[0]
+        self._amp_buf = torch.zeros(self.horizon_length, self.num_actors, amp_dim, device=self.ppo_device)
+
+    def _reset_rollout_stats(self):
+        self._n = 0
+        self._stats = {"disc_r": [], "task_r": [], "term": 0, "trunc": 0}
+
+    def play_steps(self):
+        self._reset_rollout_stats()
+        return super().play_steps()
+
+    def play_steps_rnn(self):
+        self._reset_rollout_stats()
+        return super().play_steps_rnn()
+
+    def env_step(self, actions):
+        obs, task_r, dones, infos = super().env_step(actions)
+        amp_obs = infos["amp_obs"]
+        with torch.no_grad():
+            logits = self.disc(amp_obs)
+        disc_r = amp_math.disc_reward(logits, self.disc_reward_scale, self.disc_reward_type)
+        self._amp_buf[self._n] = amp_obs
+        self._n += 1
+        self._stats["disc_r"].append(disc_r.flatten())
+        self._stats["task_r"].append(task_r.flatten())
+        self._stats["term"] += int(infos["terminate"].sum())
+        self._stats["trunc"] += int(infos["time_outs"].sum())
+        return obs, amp_math.combine_rewards(task_r, disc_r, self.task_reward_w, self.disc_reward_w), dones, infos
+
+    # ------------------------------------------------------------------ update
+    def prepare_dataset(self, batch_dict):
+        super().prepare_dataset(batch_dict)
+        amp = swap_and_flatten01(self._amp_buf)
+        n = amp.shape[0]
+        vd = self.dataset.values_dict
+        vd["amp_obs"] = amp
+        vd["amp_obs_demo"] = self.demo_buffer.sample(n)
+        vd["amp_obs_replay"] = self.replay_buffer.sample(n) if len(self.replay_buffer) else amp
+        self._epoch_amp = amp
+
+    def train_epoch(self):
+        self._disc_stats = []
+        if len(self.demo_buffer) == 0:
+            fills = math.ceil(self.demo_buffer.capacity / self.amp_batch_size)
+            for _ in range(fills):
+                self.demo_buffer.store(self.vec_env.fetch_amp_obs_demo(self.amp_batch_size))
+        else:
+            self.demo_buffer.store(self.vec_env.fetch_amp_obs_demo(self.amp_batch_size))
+        out = super().train_epoch()
+        self.replay_buffer.store(self._epoch_amp)
+        return out
+
+    def train_actor_critic(self, input_dict):
+        m = self.amp_minibatch_size
+        self._amp_mb = (input_dict["amp_obs"][:m], input_dict["amp_obs_replay"][:m], input_dict["amp_obs_demo"][:m])
+        return super().train_actor_critic(input_dict)
+
+    def bound_loss(self, mu):
+        # Per-sample squared excess beyond +-1 (rl_games' own uses 1.1); rl_games takes the mean.
+        return (torch.clamp_min(mu - 1.0, 0.0) ** 2 + torch.clamp_max(mu + 1.0, 0.0) ** 2).sum(dim=-1)
+
+    def _disc_loss(self, agent, replay, demo):
+        d = self.disc
+        x = d.normalize(torch.cat((agent, replay, demo)), update_stats=True)
+        xa, xr, xd = x.split((agent.shape[0], replay.shape[0], demo.shape[0]))
+        xd = xd.detach().requires_grad_(True)
+        la, lr_, ld = d.logits_of_normalized(xa), d.logits_of_normalized(xr), d.logits_of_normalized(xd)
+        bce = amp_math.disc_bce_loss(torch.cat((la, lr_)), ld)
+        reg = amp_math.disc_logit_reg(d.logit.weight)
+        gp = amp_math.disc_grad_penalty(ld, xd)
+        wd = amp_math.disc_weight_decay(d.all_weights())
+        loss = bce + self.disc_logit_reg * reg + self.disc_grad_penalty * gp + self.disc_weight_decay * wd
+        agent_acc, demo_acc = amp_math.disc_accuracy(torch.cat((la, lr_)), ld)
+        self._disc_stats.append(
+            torch.stack((loss.detach(), gp.detach(), la.detach().mean(), lr_.detach().mean(), ld.detach().mean(), agent_acc, demo_acc))
+        )
+        return loss
+
+    def calc_losses(self, *args):
+        loss, a_loss, c_loss, entropy, b_loss, sum_mask = super().calc_losses(*args)
+        loss = loss + self.disc_coef * self._disc_loss(*self._amp_mb)
+        return loss, a_loss, c_loss, entropy, b_loss, sum_mask
+
+    # ------------------------------------------------------------------ metrics
+    def _eval_metrics(self) -> dict:
+        with torch.no_grad():
+            if not hasattr(self, "_ref_amp"):
+                self._ref_amp = self.vec_env.fetch_amp_obs_demo(self.eval_ref_size)
+                self._ref_mean = self._ref_amp.mean(0)
+                self._ref_std = self._ref_amp.std(0)
+            amp = self._epoch_amp
+            idx = torch.randperm(amp.shape[0], device=amp.device)[: self.eval_agent_size]
+            nn_dist = amp_math.motion_nn_dist(amp[idx], self._ref_amp, self._ref_mean, self._ref_std)
+        ended = self._stats["term"] + self._stats["trunc"]
+        return {
+            "eval/motion_nn_dist": float(nn_dist),
+            "eval/fall_rate": self._stats["term"] / ended if ended else 0.0,
+            "episode/ended": float(ended),
+        }
+
+    def epoch_metrics(self, a_losses, c_losses, b_losses, play_time, update_time, total_time) -> dict:
+        ds = torch.stack(self._disc_stats).mean(0).tolist() if self._disc_stats else [float("nan")] * 7
+        disc_r = torch.cat(self._stats["disc_r"])
+        task_r = torch.cat(self._stats["task_r"])
+        mean = lambda xs: float(torch.stack([x.detach().float().mean() for x in xs]).mean()) if xs else float("nan")  # noqa: E731
+        m = {
+            "disc/loss": ds[0],
+            "disc/grad_penalty": ds[1],
+            "disc/agent_logit": ds[2],
+            "disc/agent_replay_logit": ds[3],
+            "disc/demo_logit": ds[4],
+            "disc/agent_acc": ds[5],
+            "disc/demo_acc": ds[6],
+            "reward/disc": float(disc_r.mean()),
+            "reward/disc_std": float(disc_r.std()) if disc_r.numel() > 1 else 0.0,
+            "reward/task": float(task_r.mean()),
+            "episode/length": float(torch.as_tensor(self.game_lengths.get_mean()).flatten()[0]) if self.game_lengths.current_size > 0 else 0.0,
+            "loss/actor": mean(a_losses),
+            "loss/critic": mean(c_losses),
+            "loss/bounds": mean(b_losses),
+            "policy/sigma": float(self.log_std.detach().exp().mean()),
+            "perf/env_steps_per_s": self.curr_frames / total_time if total_time > 0 else 0.0,
+            "perf/play_time_s": play_time,
+            "perf/update_time_s": update_time,
+        }
+        m.update(self._eval_metrics())
+        return m
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_state(self) -> dict:
+        state = self.get_full_state_weights()
+        state.pop("env_state", None)
+        state["amp"] = self.disc.state_dict()
+        state["sigma_scheme"] = self.sigma_scheme
+        state["best_metric"] = self.best_metric
+        state["meta"] = dict(self.config.get("checkpoint_meta", {}))
+        return state
+
+    def save_checkpoint(self, path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.checkpoint_state(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def restore_checkpoint(self, path, sigma_override: float | None = None) -> dict:
+        ckpt = load_checkpoint_file(path)
+        problems = _mismatches(self.model.state_dict(), ckpt["model"]) + [
+            f"disc {p}" for p in _mismatches(self.disc.state_dict(), ckpt["amp"])
+        ]
+        meta = ckpt.get("meta", {})
+        mine = self.config.get("checkpoint_meta", {})
+        if meta.get("task") and mine.get("task") and meta["task"] != mine["task"]:
+            problems.insert(0, f"task {meta['task']!r} vs {mine['task']!r}")
+        if problems:
+            raise CheckpointError(f"checkpoint {str(path)!r} does not fit this task/network: " + "; ".join(problems))
+        self.set_full_state_weights(ckpt, set_epoch=True)
+        self.disc.load_state_dict(ckpt["amp"])
+        self.best_metric = float(ckpt.get("best_metric", math.inf))
+        if sigma_override is not None:
+            with torch.no_grad():
+                self.log_std.fill_(math.log(sigma_override))
+        return ckpt
+
+    # ------------------------------------------------------------------ loop
+    def train(self):
+        self.init_tensors()
+        self.obs = self.env_reset()
+        nn_dir = Path(self.nn_dir)
+        last_saved = None
+        while self.epoch_num < self.max_epochs:
+            epoch = self.update_epoch()
+            _, play_time, update_time, total_time, a_l, c_l, b_l, *_ = self.train_epoch()
+            self.dataset.update_values_dict(None)
+            self.frame += self.curr_frames
+            metrics = self.epoch_metrics(a_l, c_l, b_l, play_time, update_time, total_time)
+            for obs in self.observers:
+                obs(epoch, self.frame, metrics)
+            final = epoch >= self.max_epochs
+            if (self.save_freq > 0 and epoch % self.save_freq == 0) or final:
+                last_saved = self.save_checkpoint(nn_dir / f"{self.checkpoint_name}_{epoch}.pth")
+            score = metrics["eval/motion_nn_dist"]
+            if math.isfinite(score) and score < self.best_metric:
+                self.best_metric = score
+                self.save_checkpoint(nn_dir / f"{self.checkpoint_name}_best.pth")
+        return last_saved

@@ -1,0 +1,65 @@
+"""The rl_games view of an AMP task: ``step`` resets finished environments itself.
+
+``step`` returns the observation after resets (what the policy acts on next), the task reward,
+``dones`` and ``infos`` with the transition's AMP observation (taken *before* the reset, so the
+discriminator sees the real last transition), ``terminate`` (early termination: no value
+bootstrap) and ``time_outs`` (episode length reached: bootstrap).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+
+class AMPVecEnv:
+    def __init__(self, task, rl_device="cpu"):
+        self.task = task
+        self.rl_device = torch.device(rl_device)
+        self.num_envs = task.num_envs
+        self.observation_space = spaces.Box(-np.inf, np.inf, (task.num_obs,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (task.num_actions,), dtype=np.float32)
+        self.amp_observation_space = spaces.Box(-np.inf, np.inf, (task.num_amp_obs,), dtype=np.float32)
+
+    def get_env_info(self) -> dict:
+        return {
+            "observation_space": self.observation_space,
+            "action_space": self.action_space,
+            "amp_observation_space": self.amp_observation_space,
+            "agents": 1,
+            "value_size": 1,
+        }
+
+    def get_number_of_agents(self) -> int:
+        return 1
+
+    def get_env_state(self):
+        return None
+
+    def set_env_state(self, state) -> None:
+        pass
+
+    def set_train_info(self, env_frames, agent) -> None:
+        """rl_games hook, called every epoch; the task has no curriculum to update."""
+
+    def _out(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.rl_device, torch.float32)
+
+    def reset(self):
+        return self._out(self.task.reset())
+
+    def step(self, actions: torch.Tensor):
+        obs, reward, terminated, truncated = self.task.step(actions.to(self.task.device))
+        infos = {
+            "amp_obs": self._out(self.task.amp_obs),
+            "terminate": terminated.to(self.rl_device),
+            "time_outs": truncated.to(self.rl_device),
+        }
+        done = terminated | truncated
+        if done.any():
+            obs, _ = self.task.reset_done()
+        return self._out(obs), self._out(reward), done.to(self.rl_device), infos
+
+    def fetch_amp_obs_demo(self, n: int) -> torch.Tensor:
+        return self._out(self.task.amp_obs_demo(n))

@@ -1,0 +1,253 @@
+"""Train, resume or play an AMP policy: the IsaacGymEnvs command line on MuJoCo.
+
+    python isaacgymenvs/train.py task=HumanoidAMP headless=True
+    python isaacgymenvs/train.py task=HumanoidAMP checkpoint=runs/<run>/nn/HumanoidAMP_50.pth   # resume
+    python isaacgymenvs/train.py task=HumanoidAMP test=True checkpoint=... num_envs=2        # play
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python isaacgymenvs/train.py`: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+CFG_DIR = str(Path(__file__).resolve().parent.parent / "cfg")
+
+
+def _register_resolvers() -> None:
+    for name, fn in {
+        "resolve_default": lambda default, arg: default if arg in ("", None) else arg,
+        "if": lambda cond, a, b: a if cond else b,
+        "eq": lambda a, b: str(a).lower() == str(b).lower(),
+    }.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+_register_resolvers()
+
+
+class Trainer:
+    """Everything between a resolved config and a running agent; usable from Python (sweeps)."""
+
+    def __init__(self, cfg: DictConfig | dict, observers=(), runs_dir: str = "runs"):
+        import torch
+
+        from isaacgymenvs.learning.amp_agent import load_checkpoint_file
+        from isaacgymenvs.learning.config_check import ConfigError, check_train_config
+
+        self.cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+        c = OmegaConf.to_container(self.cfg, resolve=True)
+        self.c = c
+        train_cfg = c["train"]["params"]["config"]
+        net = c["train"]["params"]["network"]
+        has_rnn = bool(net.get("rnn"))
+        sigma = c.get("sigma", "")
+        self.sigma_override = None
+        if sigma in ("fixed", "learned"):
+            train_cfg["sigma_scheme"] = sigma
+        elif sigma not in ("", None):
+            try:
+                self.sigma_override = float(sigma)
+            except (TypeError, ValueError):
+                raise ConfigError([f"sigma: must be 'fixed', 'learned' or a positive number (std on restore), got {sigma!r}"]) from None
+            if self.sigma_override <= 0:
+                raise ConfigError([f"sigma: a std must be positive, got {sigma!r}"])
+        num_envs = int(c["task"]["env"]["numEnvs"])
+        self.test = bool(c.get("test", False))
+        if self.test:
+            # Playing does not train: make the batch fit whatever num_envs the user plays with.
+            train_cfg["minibatch_size"] = num_envs * int(train_cfg.get("horizon_length", 16))
+            train_cfg["amp_minibatch_size"] = train_cfg["minibatch_size"]
+            if has_rnn:
+                train_cfg["seq_len"] = 1
+        problems = [] if num_envs >= 1 else [f"num_envs: must be at least 1, got {num_envs}"]
+        problems += check_train_config(train_cfg, num_envs, has_rnn)
+        if c.get("sim") not in ("mujoco", "mujoco_warp"):
+            problems.append(f"sim: must be mujoco or mujoco_warp, got {c.get('sim')!r}")
+        if problems:
+            raise ConfigError(problems)
+        if not has_rnn:
+            print(f"warning: seq_len={train_cfg.get('seq_len')} has no effect with an MLP policy "
+                  "(it is the truncated-BPTT length of an LSTM policy: set train.params.network.rnn)", file=sys.stderr)
+        self.checkpoint = c.get("checkpoint") or ""
+        if self.checkpoint:
+            load_checkpoint_file(self.checkpoint)  # fail before the simulator starts
+        rl_device = c.get("rl_device") or ("cuda:0" if torch.cuda.is_available() else "cpu")
+        sim_device = c.get("sim_device") or ("cpu" if c["sim"] == "mujoco" else rl_device)
+        seed = int(c.get("seed", 42))
+        if seed == -1:
+            seed = random.randint(0, 10_000)
+        self.seed = seed
+        random.seed(seed)
+        torch.manual_seed(seed)
+        import numpy as np
+
+        np.random.seed(seed)
+        self.rl_device, self.sim_device = rl_device, sim_device
+        self.train_cfg, self.net = train_cfg, net
+        self.observers = list(observers)
+        # test=True writes nothing under runs/ (rl_games would create a run folder)
+        self.runs_dir = tempfile.mkdtemp(prefix="amp-play-") if self.test else runs_dir
+        self.agent = None
+
+    # -------------------------------------------------------------- building
+    def _run_name(self) -> str:
+        name = self.train_cfg["name"]
+        stem = f"{name}_{datetime.now().strftime('%d-%H-%M-%S')}"
+        run, k = stem, 1
+        while (Path(self.runs_dir) / run).exists():  # never write into an existing run
+            run, k = f"{stem}_{k}", k + 1
+        return run
+
+    def build(self):
+        from rl_games.common.algo_observer import DefaultAlgoObserver
+
+        from isaacgymenvs.learning.amp_agent import AMPAgent
+        from isaacgymenvs.learning.vecenv import AMPVecEnv
+        from isaacgymenvs.tasks import make_task
+
+        c = self.c
+        env_cfg = dict(c["task"]["env"])
+        env_cfg["sim_dt"] = float(c["task"].get("sim", {}).get("dt", 1.0 / 60.0))
+        task = make_task(c["task"]["name"], env_cfg, sim=c["sim"], device=self.sim_device, seed=self.seed)
+        self.vec_env = AMPVecEnv(task, self.rl_device)
+        cfg = dict(self.train_cfg)
+        seq = cfg.pop("seq_len", None)
+        if seq is not None:
+            cfg["seq_length"] = seq  # rl_games >= 1.6.1 reads seq_length
+        cfg.pop("player", None)
+        from rl_games.common.tr_helpers import DefaultRewardsShaper
+
+        cfg["reward_shaper"] = DefaultRewardsShaper(**cfg.get("reward_shaper", {}))
+        run = self._run_name()
+        self.run_dir = Path(self.runs_dir) / run
+        cfg.update(
+            full_experiment_name=run,
+            train_dir=self.runs_dir,
+            checkpoint_name=self.train_cfg["name"],
+            device=self.rl_device,
+            env_info=self.vec_env.get_env_info(),
+            vec_env=self.vec_env,
+            features={"observer": DefaultAlgoObserver()},
+            disc_units=list(self.net.get("disc", {}).get("units", [1024, 512])),
+            checkpoint_meta={"task": c["task"]["name"], "obs": task.num_obs, "actions": task.num_actions},
+        )
+        network = {k: v for k, v in self.net.items() if k not in ("disc", "name") and v is not None}
+        network["name"] = "actor_critic"
+        params = {
+            "seed": self.seed,
+            "algo": {"name": "a2c_continuous"},
+            "model": {"name": "continuous_a2c_logstd"},
+            "network": network,
+            "config": cfg,
+        }
+        self.agent = AMPAgent("run", params)
+        self.agent.observers = self.observers
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.cfg, self.run_dir / "config.yaml", resolve=True)
+        if self.checkpoint:
+            self.agent.restore_checkpoint(self.checkpoint, self.sigma_override)
+            print(f"resumed from {self.checkpoint} at epoch {self.agent.epoch_num}")
+        return self.agent
+
+    def train(self):
+        if self.agent is None:
+            self.build()
+        return self.agent.train()
+
+
+def console_observer(epoch: int, frame: int, m: dict) -> None:
+    print(
+        f"epoch {epoch:5d} | steps {frame:9d} | {m['perf/env_steps_per_s']:8.0f} steps/s | "
+        f"disc agent {m['disc/agent_logit']:+.2f} replay {m['disc/agent_replay_logit']:+.2f} demo {m['disc/demo_logit']:+.2f} | "
+        f"r_disc {m['reward/disc']:.3f} | nn_dist {m['eval/motion_nn_dist']:.3f} | fall {m['eval/fall_rate']:.2f}",
+        flush=True,
+    )
+
+
+def tensorboard_observer(agent):
+    def _obs(epoch: int, frame: int, m: dict) -> None:
+        for k, v in m.items():
+            agent.writer.add_scalar(k, v, epoch)
+        agent.writer.flush()
+
+    return _obs
+
+
+def play(trainer: Trainer, games_num: int, test_steps: int, headless: bool) -> dict:
+    """Run the policy's mean action until ``games_num`` episodes ended or ``test_steps`` steps."""
+    import torch
+
+    agent = trainer.agent
+    env = trainer.vec_env
+    viewer = None
+    if not headless:
+        if os.environ.get("DISPLAY") or sys.platform == "darwin":
+            import mujoco.viewer
+
+            sim = env.task.sim
+            viewer = mujoco.viewer.launch_passive(sim.model, sim._datas[0])
+        else:
+            print("warning: no display found; playing headless", file=sys.stderr)
+    agent.model.eval()
+    obs = env.reset()
+    rnn = agent.model.get_default_rnn_state() if agent.is_rnn else None
+    games, steps, falls = 0, 0, 0
+    while True:
+        with torch.no_grad():
+            inp = {"is_train": False, "prev_actions": None, "obs": agent._preproc_obs(obs), "rnn_states": rnn}
+            res = agent.model(inp)
+            rnn = res.get("rnn_states", rnn)
+            actions = res["mus"]
+        obs, _, dones, infos = env.step(actions.clamp(-1, 1))
+        steps += 1
+        games += int(dones.sum())
+        falls += int(infos["terminate"].sum())
+        if viewer is not None:
+            viewer.sync()
+        if (test_steps and steps >= test_steps) or (not test_steps and games >= games_num):
+            break
+    if viewer is not None:
+        viewer.close()
+    out = {"steps": steps, "episodes_ended": games, "falls": falls}
+    print(f"test: {out}")
+    return out
+
+
+@hydra.main(version_base="1.1", config_path=CFG_DIR, config_name="config")
+def main(cfg: DictConfig) -> None:
+    from isaacgymenvs.learning.amp_agent import CheckpointError
+    from isaacgymenvs.learning.config_check import ConfigError
+
+    os.chdir(hydra.utils.get_original_cwd())
+    try:
+        trainer = Trainer(cfg)
+        if cfg.test:
+            if not cfg.checkpoint:
+                raise ConfigError(["test=True needs checkpoint=PATH"])
+            trainer.build()
+            player = trainer.train_cfg.get("player", {})
+            play(trainer, int(player.get("games_num", 10)), int(cfg.test_steps), bool(cfg.headless))
+            return
+        trainer.observers.append(console_observer)
+        trainer.build()
+        trainer.agent.observers.append(tensorboard_observer(trainer.agent))
+        last = trainer.train()
+        print(f"checkpoint: {last}")
+    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The trainer as users run it: train, resume, test, sigma schemes, LSTM, bad configs and checkpoints."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from isaacgymenvs import train as train_mod
+from isaacgymenvs.learning.amp_agent import CheckpointError
+from isaacgymenvs.learning.config_check import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "task=HumanoidAMP", "headless=True", "sim=mujoco", "num_envs=16",
+    "train.params.config.horizon_length=16", "train.params.config.minibatch_size=128",
+    "train.params.config.amp_minibatch_size=128", "train.params.config.amp_obs_demo_buffer_size=2048",
+    "train.params.config.amp_replay_buffer_size=4096", "train.params.config.amp_batch_size=256",
+    "train.params.config.eval_ref_size=512", "train.params.config.eval_agent_size=128",
+    "train.params.network.mlp.units=[64,64]", "train.params.network.disc.units=[64,64]",
+]
+
+
+def make_cfg(*overrides):
+    with initialize_config_dir(config_dir=train_mod.CFG_DIR, version_base="1.1"):
+        return compose("config", overrides=TINY + list(overrides))
+
+
+def trainer(tmp_path, *overrides, observers=()):
+    t = train_mod.Trainer(make_cfg(*overrides), observers=observers, runs_dir=str(tmp_path / "runs"))
+    t.build()
+    return t
+
+
+def cli(tmp_path, *args):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, str(REPO / "isaacgymenvs" / "train.py"), *TINY, *args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_train_resume_and_test_from_the_command_line(tmp_path):
+    r = cli(tmp_path, "max_iterations=3", "experiment=cli")
+    assert r.returncode == 0, r.stderr[-2000:]
+    ckpts = sorted(tmp_path.glob("runs/cli_*/nn/cli_3.pth"))
+    assert len(ckpts) == 1, list(tmp_path.rglob("*.pth"))
+    assert "seq_len=4 has no effect with an MLP policy" in r.stderr
+    first_run = ckpts[0].parent.parent
+    before = {p: p.stat().st_mtime_ns for p in first_run.rglob("*") if p.is_file()}
+
+    r = cli(tmp_path, "max_iterations=4", "experiment=cli", f"checkpoint={ckpts[0]}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "at epoch 3" in r.stdout and "epoch     4" in r.stdout and "epoch     1 " not in r.stdout
+    assert len(list(tmp_path.glob("runs/cli_*/nn/cli_4.pth"))) == 1
+    # the first run's files are untouched
+    assert {p: p.stat().st_mtime_ns for p in first_run.rglob("*") if p.is_file()} == before
+
+    r = cli(tmp_path, "test=True", "num_envs=2", "test_steps=200", f"checkpoint={ckpts[0]}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "'steps': 200" in r.stdout
+
+
+def test_resume_restores_every_statistic(tmp_path):
+    t = trainer(tmp_path, "max_iterations=2")
+    last = t.train()
+    ckpt = torch.load(last, weights_only=True)
+    r = trainer(tmp_path, "max_iterations=3", f"checkpoint={last}")
+    a = r.agent
+    assert a.epoch_num == 2 and a.frame == ckpt["frame"]
+    model_state = a.model.state_dict()
+    for k in ("running_mean_std.running_mean", "running_mean_std.running_var", "running_mean_std.count",
+              "value_mean_std.running_mean", "value_mean_std.running_var"):
+        assert torch.equal(model_state[k], ckpt["model"][k]), k
+    disc_state = a.disc.state_dict()
+    for k in ("amp_norm.running_mean", "amp_norm.running_var", "amp_norm.count"):
+        assert torch.equal(disc_state[k], ckpt["amp"][k]), k
+    assert torch.equal(a.log_std.detach(), ckpt["model"]["a2c_network.sigma"])
+    # the optimizer continues where it stopped (Adam step counts are restored)
+    steps = [s["step"] for s in a.optimizer.state_dict()["state"].values()]
+    assert steps and all(float(s) > 0 for s in steps)
+
+
+def test_discriminator_learns_with_finite_losses(tmp_path):
+    history = []
+    t = trainer(tmp_path, "max_iterations=8", "train.params.config.learning_rate=2e-4", observers=[lambda e, f, m: history.append(m)])
+    t.train()
+    assert len(history) == 8
+    for m in history:
+        for k, v in m.items():
+            assert math.isfinite(v), (k, v)
+    last = history[-3:]
+    demo = sum(m["disc/demo_logit"] for m in last) / 3
+    agent = sum(m["disc/agent_logit"] for m in last) / 3
+    assert demo > agent + 1.0
+    assert sum(m["disc/demo_acc"] for m in last) / 3 > 0.6
+    expected = {"disc/agent_logit", "disc/agent_replay_logit", "disc/demo_logit", "disc/loss", "disc/grad_penalty",
+                "disc/agent_acc", "disc/demo_acc", "reward/disc", "reward/disc_std", "reward/task", "episode/length",
+                "loss/actor", "loss/critic", "loss/bounds", "policy/sigma", "perf/env_steps_per_s",
+                "eval/motion_nn_dist", "eval/fall_rate"}
+    assert expected <= set(history[-1])
+
+
+@pytest.mark.parametrize("scheme", ["fixed", "learned"])
+def test_sigma_schemes(tmp_path, scheme):
+    t = trainer(tmp_path, "max_iterations=2", f"sigma={scheme}")
+    before = t.agent.log_std.detach().clone()
+    assert torch.allclose(before, torch.full_like(before, -2.9))
+    t.train()
+    after = t.agent.log_std.detach()
+    if scheme == "fixed":
+        assert torch.equal(before, after)
+        assert not t.agent.log_std.requires_grad
+    else:
+        assert (after - before).abs().max() > 1e-5
+    ckpt = torch.load(sorted(Path(t.agent.nn_dir).glob("*_2.pth"))[0], weights_only=True)
+    assert ckpt["sigma_scheme"] == scheme
+
+
+def test_lstm_policy_with_seq_len_2(tmp_path):
+    t = trainer(tmp_path, "max_iterations=2", "train.params.config.seq_len=2",
+                "train.params.network.rnn={name: lstm, units: 32, layers: 1, before_mlp: False}")
+    assert t.agent.is_rnn and t.agent.seq_length == 2
+    assert t.train() is not None
+
+
+def test_sigma_number_overrides_the_std_on_restore(tmp_path):
+    last = trainer(tmp_path, "max_iterations=1").train()
+    r = trainer(tmp_path, "max_iterations=2", f"checkpoint={last}", "sigma=0.2")
+    assert torch.allclose(r.agent.log_std.detach().exp(), torch.full((28,), 0.2))
+
+
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("+train.params.config.gamam=0.9", r"gamam: unknown key \(did you mean 'gamma'\?\)"),
+        ("train.params.config.horizon_length=abc", "horizon_length: expected a int"),
+        ("train.params.config.minibatch_size=100", r"minibatch_size \(100\) must divide num_envs x horizon_length \(16 x 16 = 256\)"),
+        ("train.params.config.gamma=1.5", r"gamma: must lie in \(0, 1\]"),
+        ("train.params.config.disc_reward_type=wgan", "disc_reward_type: must be one of"),
+        ("sigma=wobbly", "sigma: must be 'fixed', 'learned' or a positive number"),
+        ("sim=physx", "sim: must be mujoco or mujoco_warp"),
+    ],
+)
+def test_bad_configs_name_the_key(tmp_path, override, match):
+    with pytest.raises(ConfigError, match=match):
+        train_mod.Trainer(make_cfg(override), runs_dir=str(tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()  # nothing started, nothing written
+
+
+def test_lstm_seq_len_must_divide_horizon(tmp_path):
+    with pytest.raises(ConfigError, match=r"seq_len \(3\) must divide horizon_length \(16\)"):
+        train_mod.Trainer(make_cfg("train.params.config.seq_len=3", "train.params.network.rnn={name: lstm, units: 8, layers: 1}"))
+
+
+def test_missing_corrupt_and_foreign_checkpoints(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        train_mod.Trainer(make_cfg(f"checkpoint={tmp_path / 'nope.pth'}"))
+    last = trainer(tmp_path, "max_iterations=1").train()
+    bad = tmp_path / "truncated.pth"
+    bad.write_bytes(Path(last).read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        train_mod.Trainer(make_cfg(f"checkpoint={bad}"))
+    other = tmp_path / "other.pth"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(CheckpointError, match="not an AMP checkpoint"):
+        train_mod.Trainer(make_cfg(f"checkpoint={other}"))
+    t = train_mod.Trainer(make_cfg(f"checkpoint={last}", "train.params.network.mlp.units=[32,32]"), runs_dir=str(tmp_path / "r2"))
+    with pytest.raises(CheckpointError, match=r"does not fit this task/network: .*a2c_network.actor_mlp.0.weight: checkpoint \(64, 105\) vs model \(32, 105\)"):
+        t.build()
+
+
+def test_cli_reports_bad_config_in_one_error(tmp_path):
+    r = cli(tmp_path, "train.params.config.minibatch_size=100", "+train.params.config.gamam=1")
+    assert r.returncode == 2
+    assert "gamam: unknown key" in r.stderr
+    assert not (tmp_path / "runs").exists()
