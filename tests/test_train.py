@@ -181,3 +181,26 @@ def test_cli_reports_bad_config_in_one_error(tmp_path):
     assert r.returncode == 2
     assert "gamam: unknown key" in r.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_agent_gae_and_bound_loss_are_the_tested_pure_functions(tmp_path):
+    """The agent's GAE (through amp_math.gae) equals rl_games' own recursion on the same rollout,
+    and its bound loss is amp_math's per-sample form with soft bound 1.0."""
+    from rl_games.common.a2c_common import A2CBase
+
+    from isaacgymenvs.learning import amp_math
+
+    a = trainer(tmp_path, "max_iterations=1").agent
+    g = torch.Generator().manual_seed(0)
+    T, N = a.horizon_length, 5
+    rewards = torch.randn(T, N, 1, generator=g)
+    values = torch.randn(T, N, 1, generator=g)
+    last_values = torch.randn(N, 1, generator=g)
+    mb_dones = (torch.rand(T, N, generator=g) < 0.3).float()
+    last_dones = (torch.rand(N, generator=g) < 0.3).float()
+    ours = a.discount_values(last_dones, last_values, mb_dones, values, rewards)
+    theirs = A2CBase.discount_values(a, last_dones, last_values, mb_dones, values, rewards)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    mu = torch.tensor([[1.5, -2.0, 0.3]])
+    assert a.bound_loss(mu).item() == pytest.approx(0.25 + 1.0)
+    assert torch.equal(a.bound_loss(mu), amp_math.bound_loss_per_sample(mu))

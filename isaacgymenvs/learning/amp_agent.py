@@ -159,8 +159,20 @@ class AMPAgent(A2CAgent):
         return super().train_actor_critic(input_dict)
 
     def bound_loss(self, mu):
-        # Per-sample squared excess beyond +-1 (rl_games' own uses 1.1); rl_games takes the mean.
-        return (torch.clamp_min(mu - 1.0, 0.0) ** 2 + torch.clamp_max(mu + 1.0, 0.0) ** 2).sum(dim=-1)
+        # Soft bound 1.0 (rl_games' own uses 1.1); per sample, rl_games takes the (masked) mean.
+        return amp_math.bound_loss_per_sample(mu, 1.0)
+
+    def discount_values(self, fdones, last_extrinsic_values, mb_fdones, mb_extrinsic_values, mb_rewards):
+        """GAE through :func:`amp_math.gae`. rl_games stores ``dones[t]`` = "obs t starts a new
+        episode" and has already added the time-out bootstrap to the rewards, so every episode end
+        stops both the bootstrap and the recursion here."""
+        next_values = torch.cat((mb_extrinsic_values[1:], last_extrinsic_values.unsqueeze(0)))
+        next_dones = torch.cat((mb_fdones[1:], fdones.unsqueeze(0))).float()
+        adv, _ = amp_math.gae(
+            mb_rewards.squeeze(-1), mb_extrinsic_values.squeeze(-1), next_values.squeeze(-1),
+            next_dones, next_dones, self.gamma, self.tau,
+        )
+        return adv.unsqueeze(-1)
 
     def _disc_loss(self, agent, replay, demo):
         d = self.disc

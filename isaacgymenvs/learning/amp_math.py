@@ -165,6 +165,13 @@ def disc_reward(logits: torch.Tensor, scale: float, kind: str = "bce") -> torch.
         return reward * scale
 
 
+def bound_loss_per_sample(mu: torch.Tensor, soft_bound: float = 1.0) -> torch.Tensor:
+    """``[B, A] -> [B]``: the per-sample sum of :func:`bound_loss` (before the batch mean)."""
+    high = torch.clamp(mu - soft_bound, min=0.0) ** 2
+    low = torch.clamp(mu + soft_bound, max=0.0) ** 2
+    return torch.sum(high + low, dim=-1)
+
+
 def bound_loss(mu: torch.Tensor, soft_bound: float = 1.0) -> torch.Tensor:
     """Quadratic penalty on action means outside ``[-soft_bound, soft_bound]``.
 
@@ -177,9 +184,7 @@ def bound_loss(mu: torch.Tensor, soft_bound: float = 1.0) -> torch.Tensor:
         ``clamp(mu - soft_bound, min=0)^2 + clamp(mu + soft_bound, max=0)^2``,
         then the mean over B.
     """
-    high = torch.clamp(mu - soft_bound, min=0.0) ** 2
-    low = torch.clamp(mu + soft_bound, max=0.0) ** 2
-    return torch.mean(torch.sum(high + low, dim=-1))
+    return torch.mean(bound_loss_per_sample(mu, soft_bound))
 
 
 def gae(
