@@ -6,7 +6,7 @@ VPIP    := $(VPY) -m pip
 STAMP   := $(VENV)/.installed
 TORCH   := torch==2.13.0
 
-.PHONY: install test assets train sweep clean-venv benchmark-cpu
+.PHONY: install install-gpu warmup test assets train sweep clean-venv benchmark-cpu benchmark-gpu
 
 install: $(STAMP)
 
@@ -17,6 +17,18 @@ $(STAMP): pyproject.toml
 	$(VPIP) install --quiet $(TORCH)
 	$(VPIP) install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# GPU machines: MuJoCo Warp on top of the CPU install.
+install-gpu: install
+	$(VPIP) install --quiet -e '.[gpu]'
+
+# Compile MuJoCo Warp kernels for a task into the kernel cache (AMP_WARP_CACHE) before a sweep.
+TASK ?= HumanoidAMP
+warmup: install-gpu
+	$(VPY) -m isaacgymenvs.warmup --task $(TASK)
+
+benchmark-gpu: install-gpu
+	$(VPY) benchmarks/gpu_throughput.py --json benchmarks/gpu_throughput.json
 
 test: install
 	$(VPY) -m pytest tests -q
@@ -32,3 +44,14 @@ benchmark-cpu: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Browse tracked runs: the embedded store (sqlite + artifact folder under mlruns/) served by
+# `mlflow server` on 127.0.0.1 only (AMP_MLRUNS_DIR or MLFLOW_DIR=/path: another store; MLFLOW_PORT=5001).
+MLFLOW_DIR  ?= $(if $(AMP_MLRUNS_DIR),$(AMP_MLRUNS_DIR),$(CURDIR)/mlruns)
+MLFLOW_PORT ?= 5000
+.PHONY: mlflow-ui
+mlflow-ui: install
+	mkdir -p $(MLFLOW_DIR)/artifacts
+	@echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)  (store sqlite:///$(MLFLOW_DIR)/mlflow.db; Ctrl+C stops it)"
+	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///$(MLFLOW_DIR)/mlflow.db \
+	  --default-artifact-root $(MLFLOW_DIR)/artifacts --host 127.0.0.1 --port $(MLFLOW_PORT)

@@ -110,6 +110,10 @@ def load_spec(character: CharacterSpec) -> mujoco.MjSpec:
     if character.pd_gains_from_mjcf:
         _motors_to_pd(spec)
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    # The tasks read contact forces from the physics, never the MJCF's touch/force sensors;
+    # dropping them saves their kernels on every physics step.
+    for sensor in list(spec.sensors):
+        spec.delete(sensor)
     return spec
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import sys
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -83,7 +85,7 @@ class Trainer:
         if self.checkpoint:
             load_checkpoint_file(self.checkpoint)  # fail before the simulator starts
         rl_device = c.get("rl_device") or ("cuda:0" if torch.cuda.is_available() else "cpu")
-        sim_device = c.get("sim_device") or ("cpu" if c["sim"] == "mujoco" else rl_device)
+        sim_device = c.get("sim_device") or ("cpu" if c["sim"] == "mujoco" else "cuda:0")
         seed = int(c.get("seed", 42))
         if seed == -1:
             seed = random.randint(0, 10_000)
@@ -93,6 +95,12 @@ class Trainer:
         import numpy as np
 
         np.random.seed(seed)
+        from isaacgymenvs.sim import check_backend
+
+        check_backend(c["sim"], sim_device)  # before anything is built
+        if torch.device(rl_device).type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls for the networks (Ampere and newer)
+            torch.backends.cudnn.allow_tf32 = True
         self.rl_device, self.sim_device = rl_device, sim_device
         self.train_cfg, self.net = train_cfg, net
         self.observers = list(observers)
@@ -119,6 +127,7 @@ class Trainer:
         c = self.c
         env_cfg = dict(c["task"]["env"])
         env_cfg["sim_dt"] = float(c["task"].get("sim", {}).get("dt", 1.0 / 60.0))
+        env_cfg["mujoco_timestep"] = c["task"].get("sim", {}).get("mujoco_timestep")
         task = make_task(c["task"]["name"], env_cfg, sim=c["sim"], device=self.sim_device, seed=self.seed)
         self.vec_env = AMPVecEnv(task, self.rl_device)
         cfg = dict(self.train_cfg)
@@ -166,6 +175,75 @@ class Trainer:
         return self.agent.train()
 
 
+def open_tracking(trainer: Trainer):
+    """The tracking session named by ``cfg.tracking`` (``tracking=mlflow|none``), connected and its
+    experiment created before the simulator starts: an unreachable store raises
+    ``tracking.TrackingUnavailableError`` naming the URI here (``tracking.required=false``: a
+    warning and a disabled session). ``tracking`` is imported here, lazily: nothing else in
+    ``isaacgymenvs`` knows about it. Returns None in test (play) mode."""
+    if trainer.test:
+        return None
+    from tracking import open_session
+
+    return open_session(trainer.c)
+
+
+def run_training(trainer: Trainer, session=None):
+    """Build (if not built) and train; with a tracking session, one tracked run around the
+    training that ends FINISHED, FAILED (exception) or KILLED (Ctrl+C, SIGTERM)."""
+    if trainer.agent is None:
+        trainer.build()
+    if session is None or not session.enabled:
+        return trainer.train()
+    with session.ending():
+        session.start(trainer.run_dir, trainer.c, device=trainer.rl_device, tags={"sim_device": trainer.sim_device})
+        trainer.agent.observers.append(session.on_epoch)
+        trainer.agent.checkpoint_observers.append(session.on_checkpoint)
+        return trainer.train()
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM, so SIGTERM stops training the way Ctrl+C does
+    (the tracked run ends KILLED)."""
+
+
+_held = {"depth": 0, "pending": None}
+
+
+@contextmanager
+def _uninterrupted():
+    """Hold Ctrl+C / SIGTERM until the block ends. For code that must not be cut half-way:
+    tensorboardX's event queue, interrupted in a ``put``, leaves its writer thread waiting
+    forever and the process hangs at exit."""
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+        if _held["depth"] == 0 and _held["pending"] is not None:
+            exc, _held["pending"] = _held["pending"], None
+            raise exc
+
+
+def _install_signal_handlers() -> None:
+    def _raise(exc: BaseException):
+        if _held["depth"]:
+            _held["pending"] = exc
+        else:
+            raise exc
+
+    def _on_sigterm(signum, frame):
+        # once: the cleanup that follows is bounded (tracking.end_timeout_s); SIGKILL still works
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _raise(Terminated("SIGTERM"))
+
+    def _on_sigint(signum, frame):
+        _raise(KeyboardInterrupt("KeyboardInterrupt (Ctrl+C)"))
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, _on_sigint)
+
+
 def console_observer(epoch: int, frame: int, m: dict) -> None:
     print(
         f"epoch {epoch:5d} | steps {frame:9d} | {m['perf/env_steps_per_s']:8.0f} steps/s | "
@@ -177,9 +255,10 @@ def console_observer(epoch: int, frame: int, m: dict) -> None:
 
 def tensorboard_observer(agent):
     def _obs(epoch: int, frame: int, m: dict) -> None:
-        for k, v in m.items():
-            agent.writer.add_scalar(k, v, epoch)
-        agent.writer.flush()
+        with _uninterrupted():
+            for k, v in m.items():
+                agent.writer.add_scalar(k, v, epoch)
+            agent.writer.flush()
 
     return _obs
 
@@ -228,8 +307,11 @@ def play(trainer: Trainer, games_num: int, test_steps: int, headless: bool) -> d
 def main(cfg: DictConfig) -> None:
     from isaacgymenvs.learning.amp_agent import CheckpointError
     from isaacgymenvs.learning.config_check import ConfigError
+    from isaacgymenvs.sim import BackendUnavailableError
+    from tracking import TrackingError  # the entry point wires tracking in; the package does not
 
     os.chdir(hydra.utils.get_original_cwd())
+    _install_signal_handlers()
     try:
         trainer = Trainer(cfg)
         if cfg.test:
@@ -239,14 +321,18 @@ def main(cfg: DictConfig) -> None:
             player = trainer.train_cfg.get("player", {})
             play(trainer, int(player.get("games_num", 10)), int(cfg.test_steps), bool(cfg.headless))
             return
+        session = open_tracking(trainer)  # before the simulator starts
         trainer.observers.append(console_observer)
         trainer.build()
         trainer.agent.observers.append(tensorboard_observer(trainer.agent))
-        last = trainer.train()
+        last = run_training(trainer, session)
         print(f"checkpoint: {last}")
-    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, FileNotFoundError, BackendUnavailableError, TrackingError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as e:
+        print(f"stopped: {'SIGTERM' if isinstance(e, Terminated) else 'KeyboardInterrupt'}", file=sys.stderr)
+        sys.exit(143 if isinstance(e, Terminated) else 130)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -13,10 +14,11 @@ from isaacgymenvs.sim import BackendUnavailableError, make_backend
 
 def _backends():
     out = [pytest.param(("mujoco", "cpu"), id="mujoco")]
-    gpu = importlib.util.find_spec("mujoco_warp") is not None and torch.cuda.is_available()
+    warp_device = os.environ.get("AMP_WARP_TEST_DEVICE", "cuda:0")  # cpu: Warp's CPU build, for development
+    gpu = importlib.util.find_spec("mujoco_warp") is not None and (warp_device == "cpu" or torch.cuda.is_available())
     out.append(
         pytest.param(
-            ("mujoco_warp", "cuda"), id="mujoco_warp",
+            ("mujoco_warp", warp_device), id="mujoco_warp",
             marks=pytest.mark.skipif(not gpu, reason="mujoco_warp backend needs mujoco-warp and a CUDA GPU"),
         )
     )

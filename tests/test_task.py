@@ -178,3 +178,26 @@ def test_bad_task_config(humanoid, cfg, match):
     base.update(cfg)
     with pytest.raises((ValueError, FileNotFoundError), match=match):
         make_task("HumanoidAMP", base)
+
+
+def test_mask_resets_match_id_resets(humanoid):
+    """The GPU path (reset by mask, no host sync) leaves running envs untouched and resets the
+    finished ones exactly as the id path does: progress 0, a reference state, the AMP history
+    seeded from the clip."""
+    t = make_task("HumanoidAMP", dict(numEnvs=8, motion_file="amp_humanoid_walk.npy", episodeLength=6,
+                                      enableEarlyTermination=False), seed=0)
+    t.sync_free_resets = True
+    t.reset()
+    t.progress[:] = torch.tensor([0, 0, 0, 0, 4, 4, 4, 4])  # the last four end at the next step
+    t.step(torch.zeros(8, 28))
+    before = (t.sim.root_pos_w.clone(), t.sim.dof_pos.clone(), t.amp_hist.clone())
+    obs, mask = t.reset_done()
+    assert mask.tolist() == [False] * 4 + [True] * 4
+    assert t.progress.tolist() == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert not (t.terminated | t.truncated).any()
+    assert torch.equal(t.sim.root_pos_w[:4], before[0][:4]) and torch.equal(t.sim.dof_pos[:4], before[1][:4])
+    assert torch.equal(t.amp_hist[:4], before[2][:4])
+    assert not torch.equal(t.sim.root_pos_w[4:], before[0][4:])
+    # the reset envs' AMP observation equals the demonstration sampler's at their reference time
+    assert torch.allclose(t.amp_hist[4:, 0], t._sim_obs()[4:], atol=1e-6)
+    assert torch.allclose(obs, t._sim_obs().float())

@@ -24,6 +24,7 @@ TINY = [
     "train.params.config.amp_replay_buffer_size=4096", "train.params.config.amp_batch_size=256",
     "train.params.config.eval_ref_size=512", "train.params.config.eval_agent_size=128",
     "train.params.network.mlp.units=[64,64]", "train.params.network.disc.units=[64,64]",
+    "tracking=none",
 ]
 
 

@@ -92,6 +92,8 @@ class AMPAgent(A2CAgent):
             int(cfg["amp_replay_buffer_size"]), amp_dim, self.ppo_device, keep_prob=float(cfg["amp_replay_keep_prob"])
         )
         self.observers: list = []
+        # called as fn(path, kind) after each checkpoint is written; kind: 'epoch' or 'best'
+        self.checkpoint_observers: list = []
         self.best_metric = math.inf
         self.eval_ref_size = int(cfg.get("eval_ref_size", 4096))
         self.eval_agent_size = int(cfg.get("eval_agent_size", 1024))
@@ -106,6 +108,7 @@ class AMPAgent(A2CAgent):
 
     def _reset_rollout_stats(self):
         self._n = 0
+        # tensors, summed on the device: no host synchronization per step
         self._stats = {"disc_r": [], "task_r": [], "term": 0, "trunc": 0}
 
     def play_steps(self):
@@ -126,8 +129,8 @@ class AMPAgent(A2CAgent):
         self._n += 1
         self._stats["disc_r"].append(disc_r.flatten())
         self._stats["task_r"].append(task_r.flatten())
-        self._stats["term"] += int(infos["terminate"].sum())
-        self._stats["trunc"] += int(infos["time_outs"].sum())
+        self._stats["term"] = self._stats["term"] + infos["terminate"].sum()
+        self._stats["trunc"] = self._stats["trunc"] + infos["time_outs"].sum()
         return obs, amp_math.combine_rewards(task_r, disc_r, self.task_reward_w, self.disc_reward_w), dones, infos
 
     # ------------------------------------------------------------------ update
@@ -206,10 +209,11 @@ class AMPAgent(A2CAgent):
             amp = self._epoch_amp
             idx = torch.randperm(amp.shape[0], device=amp.device)[: self.eval_agent_size]
             nn_dist = amp_math.motion_nn_dist(amp[idx], self._ref_amp, self._ref_mean, self._ref_std)
-        ended = self._stats["term"] + self._stats["trunc"]
+        term, trunc = float(self._stats["term"]), float(self._stats["trunc"])
+        ended = term + trunc
         return {
             "eval/motion_nn_dist": float(nn_dist),
-            "eval/fall_rate": self._stats["term"] / ended if ended else 0.0,
+            "eval/fall_rate": term / ended if ended else 0.0,
             "episode/ended": float(ended),
         }
 
@@ -284,6 +288,8 @@ class AMPAgent(A2CAgent):
         self.obs = self.env_reset()
         nn_dir = Path(self.nn_dir)
         last_saved = None
+        max_time = float(self.config.get("max_time_s", 0) or 0)
+        start = time.perf_counter()
         while self.epoch_num < self.max_epochs:
             epoch = self.update_epoch()
             _, play_time, update_time, total_time, a_l, c_l, b_l, *_ = self.train_epoch()
@@ -292,11 +298,19 @@ class AMPAgent(A2CAgent):
             metrics = self.epoch_metrics(a_l, c_l, b_l, play_time, update_time, total_time)
             for obs in self.observers:
                 obs(epoch, self.frame, metrics)
-            final = epoch >= self.max_epochs
+            out_of_time = max_time > 0 and time.perf_counter() - start >= max_time
+            final = epoch >= self.max_epochs or out_of_time
             if (self.save_freq > 0 and epoch % self.save_freq == 0) or final:
                 last_saved = self.save_checkpoint(nn_dir / f"{self.checkpoint_name}_{epoch}.pth")
+                for cb in self.checkpoint_observers:
+                    cb(last_saved, "epoch")
             score = metrics["eval/motion_nn_dist"]
             if math.isfinite(score) and score < self.best_metric:
                 self.best_metric = score
-                self.save_checkpoint(nn_dir / f"{self.checkpoint_name}_best.pth")
+                best = self.save_checkpoint(nn_dir / f"{self.checkpoint_name}_best.pth")
+                for cb in self.checkpoint_observers:
+                    cb(best, "best")
+            if out_of_time:
+                print(f"max_time_s={max_time:g} reached after epoch {epoch}")
+                break
         return last_saved

@@ -20,7 +20,7 @@ TRAIN_KEYS: dict[str, type | tuple] = {
     "amp_replay_keep_prob": NUM, "amp_batch_size": int, "amp_minibatch_size": int, "disc_coef": NUM,
     "disc_logit_reg": NUM, "disc_grad_penalty": NUM, "disc_reward_scale": NUM, "disc_weight_decay": NUM,
     "disc_reward_type": str, "normalize_amp_input": bool, "task_reward_w": NUM, "disc_reward_w": NUM,
-    "eval_ref_size": int, "eval_agent_size": int, "player": dict, "weight_decay": NUM,
+    "eval_ref_size": int, "eval_agent_size": int, "player": dict, "weight_decay": NUM, "max_time_s": NUM,
 }
 
 CHOICES = {"lr_schedule": ("constant", "adaptive", "linear"), "sigma_scheme": ("fixed", "learned"),

@@ -57,8 +57,7 @@ class AMPVecEnv:
             "time_outs": truncated.to(self.rl_device),
         }
         done = terminated | truncated
-        if done.any():
-            obs, _ = self.task.reset_done()
+        obs, _ = self.task.reset_done()  # no host-side test of `done`: the task resets by mask on a GPU
         return self._out(obs), self._out(reward), done.to(self.rl_device), infos
 
     def fetch_amp_obs_demo(self, n: int) -> torch.Tensor:

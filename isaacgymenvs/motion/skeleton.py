@@ -62,31 +62,59 @@ class Skeleton:
             self.dof_limits.to(device),
         )
 
+    def _tables(self, device: torch.device) -> dict:
+        """Index tables for batched kinematics (built once per device)."""
+        cache = self.__dict__.setdefault("_table_cache", {})
+        key = str(device)
+        if key not in cache:
+            K = max(1, max((self.dof_body.count(b) for b in range(self.num_bodies)), default=1))
+            slots = torch.full((self.num_bodies, K), self.num_dof, dtype=torch.long)  # num_dof = identity
+            fill = [0] * self.num_bodies
+            for d, b in enumerate(self.dof_body):
+                slots[b, fill[b]] = d
+                fill[b] += 1
+            depth = []
+            for b, p in enumerate(self.parents):
+                depth.append(0 if p < 0 else depth[p] + 1)
+            levels = []
+            for lvl in range(1, max(depth) + 1):
+                bodies = [b for b in range(self.num_bodies) if depth[b] == lvl]
+                levels.append((torch.tensor(bodies, device=device), torch.tensor([self.parents[b] for b in bodies], device=device)))
+            cache[key] = {"slots": slots.to(device), "levels": levels, "root": self.parents.index(-1)}
+        return cache[key]
+
     def local_rotations(self, dof_pos: torch.Tensor) -> torch.Tensor:
         """Body rotations relative to the parent: ``[..., D] -> [..., B, 4]`` wxyz (root slot: rest)."""
+        tab = self._tables(dof_pos.device)
         shape = dof_pos.shape[:-1]
-        rots = self.rest_quat_wxyz.to(dof_pos.dtype).expand(*shape, self.num_bodies, 4).clone()
-        axes = self.dof_axis.to(dof_pos.dtype)
-        for d, b in enumerate(self.dof_body):
-            rots[..., b, :] = quat_mul(rots[..., b, :], quat_from_axis_angle(axes[d].expand(*shape, 3), dof_pos[..., d]))
+        hinge = quat_from_axis_angle(self.dof_axis.to(dof_pos).expand(*shape, self.num_dof, 3), dof_pos)
+        ident = torch.zeros(*shape, 1, 4, dtype=dof_pos.dtype, device=dof_pos.device)
+        ident[..., 0] = 1.0
+        hinge = torch.cat((hinge, ident), dim=-2)  # [..., D + 1, 4]
+        rots = self.rest_quat_wxyz.to(dof_pos).expand(*shape, self.num_bodies, 4)
+        for k in range(tab["slots"].shape[1]):  # at most 3 hinges per body: 3 batched products
+            rots = quat_mul(rots, hinge[..., tab["slots"][:, k], :])
         return rots
 
     def forward_kinematics(
         self, root_pos: torch.Tensor, root_quat_wxyz: torch.Tensor, dof_pos: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """World body positions ``[..., B, 3]`` and orientations ``[..., B, 4]`` (wxyz)."""
+        """World body positions ``[..., B, 3]`` and orientations ``[..., B, 4]`` (wxyz).
+
+        Bodies are processed one tree depth at a time, all bodies of a depth in one batch."""
+        tab = self._tables(dof_pos.device)
         local = self.local_rotations(dof_pos)
-        offsets = self.offsets.to(dof_pos.dtype)
-        pos = [None] * self.num_bodies
-        rot = [None] * self.num_bodies
-        for b, p in enumerate(self.parents):
-            if p < 0:
-                pos[b] = root_pos
-                rot[b] = root_quat_wxyz
-            else:
-                pos[b] = pos[p] + quat_rotate(rot[p], offsets[b].expand_as(root_pos))
-                rot[b] = quat_mul(rot[p], local[..., b, :])
-        return torch.stack(pos, dim=-2), torch.stack(rot, dim=-2)
+        shape = dof_pos.shape[:-1]
+        offsets = self.offsets.to(dof_pos)
+        pos = torch.empty(*shape, self.num_bodies, 3, dtype=dof_pos.dtype, device=dof_pos.device)
+        rot = torch.empty(*shape, self.num_bodies, 4, dtype=dof_pos.dtype, device=dof_pos.device)
+        pos[..., tab["root"], :] = root_pos
+        rot[..., tab["root"], :] = root_quat_wxyz
+        for bodies, parents in tab["levels"]:
+            prot = rot[..., parents, :]
+            pos[..., bodies, :] = pos[..., parents, :] + quat_rotate(prot, offsets[bodies].expand(*shape, len(bodies), 3))
+            rot[..., bodies, :] = quat_mul(prot, local[..., bodies, :])
+        return pos, rot
 
 
 def skeleton_from_model(model: mujoco.MjModel) -> Skeleton:

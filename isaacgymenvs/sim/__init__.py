@@ -15,6 +15,26 @@ class BackendUnavailableError(RuntimeError):
     pass
 
 
+def check_backend(name: str, device: str = "cpu") -> None:
+    """Raise :class:`BackendUnavailableError` (naming the fix) if backend ``name`` cannot run here."""
+    if name == "mujoco":
+        return
+    if name != "mujoco_warp":
+        raise ValueError(f"unknown sim {name!r}; choose one of {BACKENDS}")
+    if importlib.util.find_spec("mujoco_warp") is None:
+        raise BackendUnavailableError(
+            "sim=mujoco_warp needs the mujoco-warp package: `pip install 'mujoco-warp==4.0.0'` "
+            "(or `make install-gpu`) on a machine with an NVIDIA GPU; use sim=mujoco for the CPU"
+        )
+    import torch
+
+    # Warp also runs on the CPU (slowly; for development): only with an explicit sim_device=cpu.
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailableError(
+            "sim=mujoco_warp needs a CUDA GPU and a CUDA build of torch, and none is available here; use sim=mujoco"
+        )
+
+
 def make_backend(name: str, model: mujoco.MjModel, num_envs: int, control_dt: float, device: str = "cpu", **kw) -> SimBackend:
     """Build backend ``name`` (``sim=...`` on the command line) for ``num_envs`` copies of ``model``."""
     if name == "mujoco":
@@ -22,17 +42,7 @@ def make_backend(name: str, model: mujoco.MjModel, num_envs: int, control_dt: fl
 
         return MujocoCpuBackend(model, num_envs, control_dt, device=device, **kw)
     if name == "mujoco_warp":
-        if importlib.util.find_spec("mujoco_warp") is None:
-            raise BackendUnavailableError(
-                "sim=mujoco_warp needs the mujoco-warp package: `pip install 'mujoco-warp==4.0.0'` "
-                "(or `make install-gpu`) on a machine with an NVIDIA GPU; use sim=mujoco for the CPU"
-            )
-        import torch
-
-        if not torch.cuda.is_available():
-            raise BackendUnavailableError(
-                "sim=mujoco_warp needs a CUDA GPU and a CUDA build of torch, and none is available here; use sim=mujoco"
-            )
+        check_backend(name, device)
         from isaacgymenvs.sim.mujoco_warp import MujocoWarpBackend  # noqa: PLC0415
 
         return MujocoWarpBackend(model, num_envs, control_dt, device=device, **kw)

@@ -90,7 +90,10 @@ class SimBackend(ABC):
         dof_pos: torch.Tensor,
         dof_vel: torch.Tensor,
     ) -> None:
-        """Set the full state of ``env_ids`` [M]; every other tensor is [M, ...]. Others are untouched."""
+        """Set the full state of ``env_ids`` [M]; every other tensor is [M, ...]. Others are untouched.
+
+        ``env_ids=None`` writes every environment (tensors [N, ...]) without looking at ids on
+        the host, which keeps a GPU backend free of synchronizations."""
 
     @abstractmethod
     def set_pd_targets(self, targets: torch.Tensor) -> None:

@@ -108,7 +108,7 @@ class MujocoCpuBackend(SimBackend):
         self._ang_w[ids] = _quat_rotate_np(self._qpos[ids, 3:7], self._qvel[ids, 3:6])
 
     def write_state(self, env_ids, root_pos_w, root_quat_w, root_lin_vel_w, root_ang_vel_w, dof_pos, dof_vel):
-        ids = torch.as_tensor(env_ids).long().cpu().numpy()
+        ids = np.arange(self.num_envs) if env_ids is None else torch.as_tensor(env_ids).long().cpu().numpy()
         if ids.size and (ids.min() < 0 or ids.max() >= self.num_envs):
             raise IndexError(f"env ids must lie in [0, {self.num_envs}), got {ids.min()}..{ids.max()}")
         cpu = lambda x: torch.as_tensor(x).detach().cpu().double().numpy()  # noqa: E731

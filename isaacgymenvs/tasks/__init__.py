@@ -41,6 +41,9 @@ def make_task(task_name: str, env_cfg: dict, sim: str = "mujoco", device: str = 
     character, motion_dir = TASKS[task_name]
     cfg = task_config(env_cfg)
     model = characters.load_model(character)
+    if env_cfg.get("mujoco_timestep"):
+        # A coarser physics step than the MJCF's (e.g. 1/120 s, Isaac Gym's rate) trades accuracy for speed.
+        model.opt.timestep = float(env_cfg["mujoco_timestep"])
     skeleton = skeleton_from_model(model)
     motion_file = resolve_motion_file(env_cfg["motion_file"], motion_dir)
     motion_lib = MotionLib.from_file(

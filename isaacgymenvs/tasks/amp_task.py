@@ -49,10 +49,21 @@ class AMPTaskConfig:
     keyBodies: tuple[str, ...] = ("right_hand", "left_hand", "right_foot", "left_foot")
     #: Height of the root in the default pose (m).
     defaultRootHeight: float = 0.89
+    #: Reset finished episodes by mask, without host synchronization (draws states for every
+    #: env each step). Off by default: measured slower at 4096 envs on an H100 while the step's
+    #: kernel launches, not synchronizations, limit the rollout (BENCHMARKS.md).
+    syncFreeResets: bool = False
 
 
 class AMPTask:
-    def __init__(self, cfg: AMPTaskConfig, sim: SimBackend, motion_lib: MotionLib, skeleton: Skeleton, seed: int = 0):
+    def __init__(
+        self,
+        cfg: AMPTaskConfig,
+        sim: SimBackend,
+        motion_lib: MotionLib,
+        skeleton: Skeleton,
+        seed: int = 0,
+    ):
         if cfg.stateInit not in STATE_INIT_MODES:
             raise ValueError(f"task.env.stateInit must be one of {STATE_INIT_MODES}, got {cfg.stateInit!r}")
         if cfg.numAMPObsSteps < 2:
@@ -92,11 +103,17 @@ class AMPTask:
         self.default_dof_pos = torch.zeros(sim.num_dof, device=self.device)
         #: Per env: whether the last reset was a reference-state reset (for statistics).
         self.ref_reset = torch.zeros(N, dtype=torch.bool, device=self.device)
+        #: Reset finished episodes by mask (no host synchronization) instead of by their ids.
+        self.sync_free_resets = cfg.syncFreeResets
 
     # ----------------------------------------------------------------- observations
-    def _sim_obs(self) -> torch.Tensor:
+    def _sim_obs(self, env_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Observation of every env, or of ``env_ids`` only."""
         s = self.sim
-        f = lambda x: x.to(torch.float32)  # noqa: E731
+        if env_ids is None:
+            f = lambda x: x.to(torch.float32)  # noqa: E731
+        else:
+            f = lambda x: x[env_ids].to(torch.float32)  # noqa: E731
         return terms.character_obs(
             f(s.root_pos_w), f(s.root_quat_w), f(s.root_lin_vel_w), f(s.root_ang_vel_w), f(s.dof_pos), f(s.dof_vel),
             f(s.body_pos_w[:, self.key_body_ids]), self.groups, self.cfg.localRootObs,
@@ -165,35 +182,77 @@ class AMPTask:
         env_ids = env_ids.to(self.device).long()
         if env_ids.numel() == 0:
             return
-        mode = self.cfg.stateInit
-        if mode == "Default":
-            ref = torch.zeros(len(env_ids), dtype=torch.bool, device=self.device)
-        elif mode in ("Start", "Random"):
-            ref = torch.ones(len(env_ids), dtype=torch.bool, device=self.device)
-        else:
-            u = torch.rand(len(env_ids), device=self.device, generator=self.generator)
-            ref = u < self.cfg.hybridInitProb
+        ref = self._choose_ref(len(env_ids))
         self._reset_default(env_ids[~ref])
-        self._reset_ref(env_ids[ref], start=(mode == "Start"))
+        self._reset_ref(env_ids[ref], start=(self.cfg.stateInit == "Start"))
         self.progress[env_ids] = 0
         self.terminated[env_ids] = False
         self.truncated[env_ids] = False
-        obs = self._sim_obs()
-        self.obs[env_ids] = obs[env_ids]
-        self.amp_hist[env_ids, 0] = obs[env_ids]
-        default_ids = env_ids[~ref]
-        if len(default_ids):
-            self.amp_hist[default_ids] = obs[default_ids].unsqueeze(1)
+        obs = self._sim_obs(env_ids)
+        self.obs[env_ids] = obs
+        self.amp_hist[env_ids, 0] = obs
+        if (~ref).any():
+            self.amp_hist[env_ids[~ref]] = obs[~ref].unsqueeze(1)
 
     def reset(self) -> torch.Tensor:
         self.reset_idx(torch.arange(self.num_envs, device=self.device))
         return self.obs.clone()
 
+    def _choose_ref(self, n: int) -> torch.Tensor:
+        """Per env: reference-state reset (True) or default pose (False), by ``stateInit``."""
+        mode = self.cfg.stateInit
+        if mode == "Default":
+            return torch.zeros(n, dtype=torch.bool, device=self.device)
+        if mode in ("Start", "Random"):
+            return torch.ones(n, dtype=torch.bool, device=self.device)
+        return torch.rand(n, device=self.device, generator=self.generator) < self.cfg.hybridInitProb
+
+    def reset_mask(self, mask: torch.Tensor) -> None:
+        """Reset the envs where ``mask`` [N] is true without looking at it on the host: new states
+        are drawn for every env and written where the mask is set (the others are rewritten
+        unchanged)."""
+        N, k = self.num_envs, self.cfg.numAMPObsSteps
+        ref = self._choose_ref(N)
+        ids = self.motion_lib.sample_motions(N, self.generator)
+        if self.cfg.stateInit == "Start":
+            times = torch.zeros(N, device=self.device)
+        else:
+            times = self.motion_lib.sample_time(ids, generator=self.generator)
+        st = self.motion_lib.get_motion_state(ids, times)
+        s = self.sim
+        default = [torch.zeros(N, d, device=self.device) for d in (3, 4, 3, 3)]
+        default[0][:, 2] = self.cfg.defaultRootHeight
+        default[1][:, 0] = 1.0
+        default += [self.default_dof_pos.expand(N, -1), torch.zeros(N, self.num_actions, device=self.device)]
+        drawn = (st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel)
+        current = (s.root_pos_w, s.root_quat_w, s.root_lin_vel_w, s.root_ang_vel_w, s.dof_pos, s.dof_vel)
+        r, m = ref.unsqueeze(-1), mask.unsqueeze(-1)
+        new = [torch.where(m, torch.where(r, a, b).to(c.dtype), c) for a, b, c in zip(drawn, default, current)]
+        s.write_state(None, *new)
+        obs = self._sim_obs()
+        hist = obs.unsqueeze(1).expand(N, k - 1, self.num_obs)
+        if k > 1:
+            steps = torch.arange(1, k, device=self.device, dtype=times.dtype) * self.dt
+            ref_hist = self._motion_obs(ids.repeat_interleave(k - 1), (times.unsqueeze(-1) - steps).reshape(-1))
+            hist = torch.where(r.unsqueeze(-1), ref_hist.reshape(N, k - 1, self.num_obs), hist)
+        self.amp_hist[:, 1:] = torch.where(m.unsqueeze(-1), hist, self.amp_hist[:, 1:])
+        self.amp_hist[:, 0] = torch.where(m, obs, self.amp_hist[:, 0])
+        self.obs[:] = obs
+        self.progress = torch.where(mask, torch.zeros_like(self.progress), self.progress)
+        self.ref_reset = torch.where(mask, ref, self.ref_reset)
+        self.terminated = self.terminated & ~mask
+        self.truncated = self.truncated & ~mask
+
     def reset_done(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reset every environment whose episode ended; returns (obs, reset env ids)."""
-        done = (self.terminated | self.truncated).nonzero(as_tuple=False).flatten()
-        self.reset_idx(done)
-        return self.obs.clone(), done
+        """Reset every environment whose episode ended; returns (obs, which envs were reset:
+        ids, or a bool mask with ``sync_free_resets``)."""
+        done = self.terminated | self.truncated
+        if self.sync_free_resets:
+            self.reset_mask(done)
+            return self.obs.clone(), done
+        ids = done.nonzero(as_tuple=False).flatten()
+        self.reset_idx(ids)
+        return self.obs.clone(), ids
 
     # ----------------------------------------------------------------- stepping
     def step(self, actions: torch.Tensor):

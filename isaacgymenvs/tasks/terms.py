@@ -16,9 +16,9 @@ key bodies              12   hands and feet relative to the root, in the heading
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import functools
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -54,20 +54,39 @@ def dof_obs_size(groups: list[JointGroup]) -> int:
     return sum(6 if len(g.dofs) == 3 else len(g.dofs) for g in groups)
 
 
-def dof_to_obs(dof_pos: torch.Tensor, groups: list[JointGroup]) -> torch.Tensor:
-    """``[N, D] -> [N, dof_obs_size]``: a 3-hinge joint becomes the tangent/normal of its rotation."""
-    parts = []
+@functools.lru_cache(maxsize=64)
+def _dof_obs_tables(groups: tuple, device: str):
+    """Batched form of the groups: 3-hinge joints [G, 3] with their axes, single hinges, and the
+    order that puts the pieces back in group order."""
+    tri = [g for g in groups if len(g.dofs) == 3]
+    tri_idx = torch.tensor([g.dofs for g in tri], dtype=torch.long).reshape(-1, 3)
+    tri_axes = torch.tensor([g.axes for g in tri], dtype=torch.float32).reshape(-1, 3, 3)
+    single = [d for g in groups if len(g.dofs) != 3 for d in g.dofs]
+    order, t, n_tri = [], 0, 6 * len(tri)
+    s = 0
     for g in groups:
         if len(g.dofs) == 3:
-            q = None
-            for d, axis in zip(g.dofs, g.axes):
-                a = torch.tensor(axis, dtype=dof_pos.dtype, device=dof_pos.device).expand(dof_pos.shape[0], 3)
-                r = quat_from_axis_angle(a, dof_pos[:, d])
-                q = r if q is None else quat_mul(q, r)
-            parts.append(quat_to_tan_norm(q))
+            order += list(range(6 * t, 6 * t + 6))
+            t += 1
         else:
-            parts.append(dof_pos[:, list(g.dofs)])
-    return torch.cat(parts, dim=-1)
+            order += list(range(n_tri + s, n_tri + s + len(g.dofs)))
+            s += len(g.dofs)
+    dev = torch.device(device)
+    return tri_idx.to(dev), tri_axes.to(dev), torch.tensor(single, dtype=torch.long, device=dev), torch.tensor(order, device=dev)
+
+
+def dof_to_obs(dof_pos: torch.Tensor, groups: list[JointGroup]) -> torch.Tensor:
+    """``[N, D] -> [N, dof_obs_size]``: a 3-hinge joint becomes the tangent/normal of its rotation."""
+    tri_idx, tri_axes, single, order = _dof_obs_tables(tuple(groups), str(dof_pos.device))
+    N = dof_pos.shape[0]
+    parts = []
+    if tri_idx.numel():
+        q = quat_from_axis_angle(tri_axes.to(dof_pos.dtype).expand(N, -1, -1, -1), dof_pos[:, tri_idx])  # [N, G, 3, 4]
+        joint = quat_mul(quat_mul(q[:, :, 0], q[:, :, 1]), q[:, :, 2])
+        parts.append(quat_to_tan_norm(joint).reshape(N, -1))
+    if single.numel():
+        parts.append(dof_pos[:, single])
+    return torch.cat(parts, dim=-1)[:, order]
 
 
 def character_obs(

@@ -1,0 +1,86 @@
+"""A timed HumanoidAMP training that records its curves: metrics.jsonl and a PNG.
+
+    python benchmarks/train_quality.py --minutes 8 --out DIR [overrides ...]
+
+Defaults: IsaacGymEnvs' hyperparameters, the run clip, sim=mujoco_warp with 4096 envs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def plot(rows: list[dict], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [r["wall_s"] / 60 for r in rows]
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+    for k in ("disc/agent_logit", "disc/agent_replay_logit", "disc/demo_logit"):
+        ax[0].plot(t, [r[k] for r in rows], label=k)
+    ax[0].set_title("discriminator logits")
+    ax[1].plot(t, [r["eval/motion_nn_dist"] for r in rows], color="C3")
+    ax[1].set_title("eval/motion_nn_dist (lower is closer)")
+    ax[2].plot(t, [r["eval/fall_rate"] for r in rows], color="C4")
+    ax[2].set_title("eval/fall_rate")
+    for a in ax:
+        a.set_xlabel("minutes")
+        a.grid(alpha=0.3)
+    ax[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--minutes", type=float, default=8.0)
+    p.add_argument("--out", required=True)
+    p.add_argument("overrides", nargs="*")
+    a = p.parse_args()
+    from hydra import compose, initialize_config_dir
+
+    from isaacgymenvs import train as train_mod
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    t0 = time.perf_counter()
+    log = open(out / "metrics.jsonl", "w")
+
+    def obs(epoch, frame, m):
+        row = dict(m, epoch=epoch, frame=frame, wall_s=time.perf_counter() - t0)
+        rows.append(row)
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+        if epoch % 25 == 0:
+            train_mod.console_observer(epoch, frame, m)
+
+    base = ["task=HumanoidAMP", "headless=True", "sim=mujoco_warp", "num_envs=4096", "rl_device=cuda:0",
+            "task.env.motion_file=amp_humanoid_run.npy", f"max_time_s={a.minutes * 60}", "max_iterations=100000"]
+    if (REPO / "cfg" / "tracking").exists():
+        base.append("tracking=none")
+    with initialize_config_dir(config_dir=train_mod.CFG_DIR, version_base="1.1"):
+        cfg = compose("config", overrides=base + a.overrides)
+    t = train_mod.Trainer(cfg, observers=[obs], runs_dir=str(out / "runs"))
+    t.build()
+    t.train()
+    log.close()
+    plot(rows, out / "curves.png")
+    last = rows[-10:]
+    summary = {k: sum(r[k] for r in last) / len(last) for k in last[0] if isinstance(last[0][k], float)}
+    summary.update(epochs=rows[-1]["epoch"], frames=rows[-1]["frame"], minutes=rows[-1]["wall_s"] / 60)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

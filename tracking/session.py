@@ -1,0 +1,336 @@
+"""One training run as seen by the tracker: start, per-epoch metrics, checkpoints, end.
+
+The session subscribes to the trainer the way every other consumer does:
+
+* ``on_epoch(epoch, frame, metrics)``: a trainer observer. One ``log_batch`` per epoch
+  (step = epoch). When the store does not answer, the epoch goes to the spool
+  (``runs/<run>/tracking/spool.jsonl``) and training goes on; the spool is sent oldest first,
+  exactly once, when the store answers again (tried at most every ``probe_every_s`` seconds,
+  and at the end).
+* ``on_checkpoint(path, kind)``: an agent checkpoint observer (kind ``epoch`` or ``best``). The
+  latest and best checkpoints and the curves PNG are uploaded at most every
+  ``artifact_every`` epochs and at the end.
+* ``ending()``: a context manager around the training that ends the run FINISHED, FAILED (any
+  exception, its message in the ``error`` tag) or KILLED (KeyboardInterrupt, which is what
+  Ctrl+C and the trainer's SIGTERM handler raise). What cannot be sent within
+  ``end_timeout_s`` is written to ``runs/<run>/tracking/end.json`` and sent later by
+  ``python -m tracking sync runs/<run>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from tracking.base import (
+    FAILED, FINISHED, KILLED, NullTracker, Tracker, TrackingError, TrackingRejectedError, TrackingUnavailableError,
+)
+from tracking.params import MAX_TAG_VALUE, clip, run_params, run_tags
+from tracking.spool import Spool
+from tracking.store import redact, resolve_uri
+
+DEFAULTS = dict(backend="mlflow", required=True, uri="", experiment="", artifact_every=50, http_retries=0,
+                http_timeout_s=5, artifact_timeout_s=120, probe_every_s=10, end_timeout_s=30)
+
+
+def _warn(msg: str) -> None:
+    print(f"tracking: {msg}", file=sys.stderr, flush=True)
+
+
+class TrackingSession:
+    def __init__(self, tracker: Tracker, tcfg: dict | None = None, experiment: str = ""):
+        self.tracker = tracker
+        self.cfg = dict(DEFAULTS, **(tcfg or {}))
+        self.experiment = experiment
+        self.enabled = not isinstance(tracker, NullTracker)
+        self.run_id: str | None = None
+        self.run_dir: Path | None = None
+        self.spool: Spool | None = None
+        self.history: list[tuple[int, dict]] = []
+        self.epoch = 0
+        self._seq = 0
+        self._offline = False
+        self._next_probe = 0.0
+        self._latest: tuple[Path, int] | None = None
+        self._best: tuple[Path, int] | None = None
+        self._uploaded: dict[str, tuple[Path, int]] = {}
+        self._last_upload_epoch: int | None = None
+        self._ended = False
+        self.status: str | None = None
+
+    # ------------------------------------------------------------------ start
+    def start(self, run_dir, config: dict, device: str = "", tags: dict | None = None, run_name: str | None = None) -> None:
+        """Create the run: tags, params (chunked), the resolved config as an artifact."""
+        if not self.enabled:
+            return
+        self.run_dir = Path(run_dir)
+        tdir = self.run_dir / "tracking"
+        self.spool = Spool(tdir / "spool.jsonl")
+        try:
+            self.run_id = self.tracker.start_run(run_name or self.run_dir.name, run_tags(config, device, tags))
+            self.tracker.log_params(run_params(config))
+            cfg_file = self.run_dir / "config.yaml"
+            if cfg_file.exists():
+                self.tracker.log_artifact(cfg_file)
+        except TrackingError as e:
+            if self.run_id:
+                try:
+                    self.tracker.set_tags({"error": clip(f"tracking start failed: {e}", MAX_TAG_VALUE)})
+                    self.tracker.end_run(FAILED)
+                except TrackingError:
+                    pass
+            self.run_id = None
+            if self.cfg["required"]:
+                raise TrackingUnavailableError(f"tracking store {redact(self.tracker.uri)}: the run could not be created ({e})") from e
+            _warn(f"the run could not be created ({e}); tracking.required=false: training goes on without tracking")
+            self.enabled = False
+            return
+        tdir.mkdir(parents=True, exist_ok=True)
+        url = self.tracker.run_url()
+        (tdir / "run.json").write_text(json.dumps({
+            "run_id": self.run_id, "experiment_id": getattr(self.tracker, "experiment_id", None),
+            "experiment": self.experiment, "uri": redact(self.tracker.uri), "url": url,
+        }, indent=1))
+        where = url or f"{redact(self.tracker.uri)} (make mlflow-ui to browse)"
+        print(f"tracking: MLflow run {self.run_id} in experiment {self.experiment!r}: {where}", flush=True)
+
+    # ------------------------------------------------------------------ metrics
+    def on_epoch(self, epoch: int, frame: int, metrics: dict) -> None:
+        if not self.enabled or self.run_id is None:
+            return
+        self.epoch = epoch
+        m = {k: float(v) for k, v in metrics.items()}
+        self.history.append((epoch, m))
+        self._seq += 1
+        rec = {"seq": self._seq, "step": int(epoch), "ts": int(time.time() * 1000), "metrics": m}
+        if len(self.spool) == 0 and not self._offline:
+            try:
+                self.tracker.log_metrics(rec["step"], rec["metrics"], rec["ts"])
+            except TrackingRejectedError as e:
+                _warn(f"epoch {epoch} metrics refused by the store: {e}")
+            except Exception as e:  # unreachable (or an unforeseen client error): keep it, go on
+                self._go_offline(e)
+                self.spool.add(rec)
+            except BaseException:  # Ctrl+C / SIGTERM in the middle of the request: keep the epoch
+                self.spool.add(rec)  # (if it did arrive, sending it again writes the same rows)
+                raise
+        else:
+            self.spool.add(rec)
+            self._drain()
+        self._maybe_upload(epoch)
+
+    def _go_offline(self, e: Exception) -> None:
+        if not self._offline:
+            _warn(f"{redact(self.tracker.uri)} does not answer ({e}); training goes on, metrics are kept in "
+                  f"{self.spool.path} and sent when it answers again")
+        self._offline = True
+        self._next_probe = time.monotonic() + float(self.cfg["probe_every_s"])
+
+    def _drain(self, force: bool = False) -> bool:
+        """Send the spool oldest first; True when it is empty."""
+        if not len(self.spool):
+            return True
+        if self._offline and not force and time.monotonic() < self._next_probe:
+            return False
+        if self._offline and not self.tracker.probe():
+            self._next_probe = time.monotonic() + float(self.cfg["probe_every_s"])
+            return False
+        sent = 0
+        while len(self.spool):
+            rec = self.spool.pending[0]
+            try:
+                self.tracker.log_metrics(rec["step"], rec["metrics"], rec["ts"])
+            except TrackingRejectedError as e:
+                _warn(f"epoch {rec['step']} metrics refused by the store: {e}")
+                self.spool.ack(rec["seq"], rejected=str(e)[:500])
+                continue
+            except Exception as e:
+                self._go_offline(e)
+                return False
+            self.spool.ack(rec["seq"])
+            sent += 1
+        if self._offline:
+            print(f"tracking: {redact(self.tracker.uri)} answers again; sent {sent} spooled epoch(s)", flush=True)
+        self._offline = False
+        return True
+
+    # ------------------------------------------------------------------ artifacts
+    def on_checkpoint(self, path, kind: str) -> None:
+        if not self.enabled or self.run_id is None:
+            return
+        entry = (Path(path), self.epoch)
+        if kind == "best":
+            self._best = entry
+        else:
+            self._latest = entry
+
+    def _maybe_upload(self, epoch: int) -> None:
+        every = int(self.cfg["artifact_every"] or 0)
+        if self._last_upload_epoch is None:
+            self._last_upload_epoch = epoch - 1
+        if every <= 0 or self._offline or epoch - self._last_upload_epoch < every:
+            return
+        if self._latest is None and self._best is None:
+            return
+        self._last_upload_epoch = epoch
+        try:
+            self._upload_artifacts()
+        except TrackingUnavailableError as e:
+            self._go_offline(e)
+        except Exception as e:  # a full disk, a plotting error...: tracking never stops the training
+            _warn(f"artifact upload failed ({type(e).__name__}: {e}); will try again at the end")
+
+    def _stage(self, src: Path, name: str) -> Path:
+        """The checkpoint under a fixed name (hard link when possible; no copy of the bytes)."""
+        out = self.run_dir / "tracking" / "upload" / name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            out.unlink()
+        try:
+            os.link(src, out)
+        except OSError:
+            shutil.copy2(src, out)
+        return out
+
+    def _upload_artifacts(self) -> list[str]:
+        """Latest and best checkpoint (as checkpoints/latest.pth, checkpoints/best.pth) and curves.png."""
+        done = []
+        tags = {}
+        for name, entry in (("latest", self._latest), ("best", self._best)):
+            if entry is None or self._uploaded.get(name) == entry or not entry[0].exists():
+                continue
+            self.tracker.log_artifact(self._stage(entry[0], f"{name}.pth"), "checkpoints")
+            self._uploaded[name] = entry
+            tags[f"checkpoint.{name}"] = entry[0].name
+            tags[f"checkpoint.{name}_epoch"] = str(entry[1])
+            done.append(f"checkpoints/{name}.pth")
+        png = self.run_dir / "curves.png"
+        if self.history:
+            from tracking.curves import plot_curves
+
+            plot_curves(self.history, png)
+        if png.exists():  # `sync` has no history: it sends the PNG drawn before
+            self.tracker.log_artifact(png)
+            done.append("curves.png")
+        if tags:
+            self.tracker.set_tags(tags)
+        return done
+
+    # ------------------------------------------------------------------ end
+    def end(self, status: str, error: str | None = None) -> None:
+        """Send what is left and set the terminal status; bounded by ``end_timeout_s``."""
+        if self._ended or not self.enabled or self.run_id is None:
+            return
+        self._ended = True
+        self.status, self._error = status, error
+        deadline = time.monotonic() + float(self.cfg["end_timeout_s"])
+        left = {"metrics": True, "artifacts": True, "status": True}
+        tags = {}
+        if status == FAILED and error:
+            tags["error"] = clip(error, MAX_TAG_VALUE)
+            tags["mlflow.note.content"] = clip(f"Training failed: {error}", MAX_TAG_VALUE)
+        elif status == KILLED:
+            tags["stop_reason"] = clip(error or "interrupted", MAX_TAG_VALUE)
+        try:
+            while True:
+                if left["metrics"] and self._drain(force=True):
+                    left["metrics"] = False
+                if not left["metrics"] and left["artifacts"]:
+                    try:
+                        self._uploaded.clear()  # the final upload always sends the current files
+                        self._upload_artifacts()
+                        left["artifacts"] = False
+                    except TrackingUnavailableError as e:
+                        self._go_offline(e)
+                    except Exception as e:  # refused, or a local error: the status still goes
+                        _warn(f"artifact upload failed ({type(e).__name__}: {e})")
+                        left["artifacts"] = False
+                if not left["metrics"] and not left["artifacts"]:
+                    try:
+                        if tags:
+                            self.tracker.set_tags(tags)
+                        self.tracker.end_run(status)
+                        left["status"] = False
+                    except TrackingRejectedError as e:
+                        _warn(f"the store refused the final status: {e}")
+                        left["status"] = False
+                    except Exception as e:
+                        self._go_offline(e)
+                if not any(left.values()) or time.monotonic() >= deadline:
+                    break
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        except KeyboardInterrupt:  # a second Ctrl+C: stop waiting, keep what is left for `sync`
+            pass
+        if any(left.values()):
+            self._write_end(status, left)
+            _warn(f"{redact(self.tracker.uri)} did not answer before the end: {len(self.spool)} epoch(s) of metrics"
+                  f"{', the artifacts' if left['artifacts'] else ''} and the final status {status} are kept in "
+                  f"{self.run_dir / 'tracking'}; send them with: python -m tracking sync {self.run_dir}")
+        else:
+            end_file = self.run_dir / "tracking" / "end.json"
+            if end_file.exists():
+                end_file.unlink()
+            print(f"tracking: run {self.run_id} ended {status}", flush=True)
+
+    def _write_end(self, status: str, left: dict) -> None:
+        d = {
+            "run_id": self.run_id,
+            "status": status,
+            "error": self._error,
+            "left": [k for k, v in left.items() if v],
+            "artifacts": {k: [str(v[0]), v[1]] for k, v in (("latest", self._latest), ("best", self._best)) if v},
+        }
+        (self.run_dir / "tracking" / "end.json").write_text(json.dumps(d, indent=1))
+
+    @contextmanager
+    def ending(self):
+        """Around the training: FINISHED on return, KILLED on KeyboardInterrupt/SystemExit, else FAILED."""
+        try:
+            yield self
+        except KeyboardInterrupt as e:
+            self.end(KILLED, str(e) or "KeyboardInterrupt (Ctrl+C)")
+            raise
+        except SystemExit as e:
+            self.end(KILLED, f"SystemExit({e.code})")
+            raise
+        except BaseException as e:
+            self.end(FAILED, f"{type(e).__name__}: {e}")
+            raise
+        else:
+            self.end(FINISHED)
+
+
+def open_session(config: dict) -> TrackingSession:
+    """Connect to the store named by ``config['tracking']`` and create the experiment, before the
+    simulator starts. Raises :class:`TrackingUnavailableError` (naming the URI) when the store
+    cannot be reached and ``tracking.required`` is true; with ``required=false`` it says so and
+    returns a disabled session."""
+    t = dict(DEFAULTS, **(config.get("tracking") or {}))
+    backend = str(t.get("backend") or "none").lower()
+    if backend == "none":
+        return TrackingSession(NullTracker(), t)
+    if backend != "mlflow":
+        raise TrackingError(f"tracking.backend: must be mlflow or none, got {backend!r}")
+    uri = resolve_uri(t.get("uri"))
+    experiment = str(t.get("experiment") or config.get("task", {}).get("name") or "Default")
+    try:
+        from tracking.mlflow_tracker import MlflowTracker
+
+        tracker = MlflowTracker(uri, t["http_retries"], t["http_timeout_s"], t["artifact_timeout_s"])
+        tracker.connect(experiment)
+    except TrackingUnavailableError as e:
+        if t["required"]:
+            raise TrackingUnavailableError(
+                f"{e}. Start the server, point tracking.uri=... or MLFLOW_TRACKING_URI at one that runs, "
+                "or train without it: tracking=none (or tracking.required=false)"
+            ) from None
+        _warn(f"{e}; tracking.required=false: training goes on WITHOUT tracking")
+        return TrackingSession(NullTracker(), t)
+    return TrackingSession(tracker, t, experiment)
+
+
