@@ -149,7 +149,14 @@ class Trainer:
             vec_env=self.vec_env,
             features={"observer": DefaultAlgoObserver()},
             disc_units=list(self.net.get("disc", {}).get("units", [1024, 512])),
-            checkpoint_meta={"task": c["task"]["name"], "obs": task.num_obs, "actions": task.num_actions},
+            checkpoint_meta={
+                "task": c["task"]["name"], "obs": task.num_obs, "actions": task.num_actions,
+                # enough to rebuild and export the policy without the run folder
+                "network": {k: v for k, v in self.net.items() if k != "disc"},
+                "normalize_input": bool(self.train_cfg.get("normalize_input", True)),
+                "normalize_value": bool(self.train_cfg.get("normalize_value", True)),
+                "control_dt": task.dt,
+            },
         )
         network = {k: v for k, v in self.net.items() if k not in ("disc", "name") and v is not None}
         network["name"] = "actor_critic"

@@ -463,6 +463,7 @@ def test_session_batches_per_epoch_and_uploads_artifacts_at_most_every_n_epochs(
     for e in range(1, 11):
         n_before = sum(c[0] == "artifact" for c in rec.calls)
         s.on_epoch(e, e * 100, {f"k{i}": float(e + i) for i in range(40)})
+        s.flush()  # sends happen on the session's thread; wait for this epoch's
         if sum(c[0] == "artifact" for c in rec.calls) > n_before:
             uploads_at.append(e)
         ck = run_dir / "nn" / f"T_{e}.pth"

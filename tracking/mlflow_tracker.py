@@ -151,6 +151,10 @@ class MlflowTracker(Tracker):
         run = self._call(self.client.get_run, run_id)
         self.run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
 
+    def reopen(self) -> None:
+        """Mark an attached run RUNNING again (a sweep trial that continues after a restart)."""
+        self._call(self.client.update_run, self.run_id, status="RUNNING")
+
     def start_run(self, run_name: str, tags: dict[str, str]) -> str:
         run = self._call(self.client.create_run, self.experiment_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id

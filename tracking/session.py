@@ -20,6 +20,7 @@ The session subscribes to the trainer the way every other consumer does:
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 import os
 import shutil
 import sys
@@ -62,18 +63,28 @@ class TrackingSession:
         self._last_upload_epoch: int | None = None
         self._ended = False
         self.status: str | None = None
+        self._sender: ThreadPoolExecutor | None = None
+        self.sender_cpu_s = 0.0
 
     # ------------------------------------------------------------------ start
-    def start(self, run_dir, config: dict, device: str = "", tags: dict | None = None, run_name: str | None = None) -> None:
-        """Create the run: tags, params (chunked), the resolved config as an artifact."""
+    def start(self, run_dir, config: dict, device: str = "", tags: dict | None = None, run_name: str | None = None,
+              run_id: str | None = None) -> None:
+        """Create the run: tags, params (chunked), the resolved config as an artifact.
+        ``run_id``: continue that existing run instead (a retried or restored sweep trial)."""
         if not self.enabled:
             return
         self.run_dir = Path(run_dir)
         tdir = self.run_dir / "tracking"
         self.spool = Spool(tdir / "spool.jsonl")
         try:
-            self.run_id = self.tracker.start_run(run_name or self.run_dir.name, run_tags(config, device, tags))
-            self.tracker.log_params(run_params(config))
+            if run_id:
+                self.tracker.attach(run_id)
+                self.tracker.reopen()  # status back to RUNNING
+                self.run_id = run_id
+                self.tracker.set_tags(run_tags(config, device, tags))  # params stay as first logged
+            else:
+                self.run_id = self.tracker.start_run(run_name or self.run_dir.name, run_tags(config, device, tags))
+                self.tracker.log_params(run_params(config))
             cfg_file = self.run_dir / "config.yaml"
             if cfg_file.exists():
                 self.tracker.log_artifact(cfg_file)
@@ -101,6 +112,8 @@ class TrackingSession:
 
     # ------------------------------------------------------------------ metrics
     def on_epoch(self, epoch: int, frame: int, metrics: dict) -> None:
+        """Queue the epoch's metrics; a background thread sends them (in order, one request per
+        epoch), so the training loop never waits for the store."""
         if not self.enabled or self.run_id is None:
             return
         self.epoch = epoch
@@ -108,6 +121,29 @@ class TrackingSession:
         self.history.append((epoch, m))
         self._seq += 1
         rec = {"seq": self._seq, "step": int(epoch), "ts": int(time.time() * 1000), "metrics": m}
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracking")
+        self._sender.submit(self._send, rec, epoch)
+
+    def flush(self) -> None:
+        """Wait until every queued epoch went to the store or to the spool."""
+        if self._sender is not None:
+            self._sender.shutdown(wait=True)
+            self._sender = None
+
+    def _send(self, rec: dict, epoch: int) -> None:
+        cpu0 = time.thread_time()
+        try:
+            self._send_now(rec, epoch)
+        except BaseException as e:  # never lose an epoch to an unforeseen error in the thread
+            if not any(r["seq"] == rec["seq"] for r in self.spool.pending):
+                self.spool.add(rec)
+            _warn(f"epoch {epoch}: {type(e).__name__}: {e}")
+        finally:
+            #: CPU time the sender thread used (an upper bound on the GIL time it took from training)
+            self.sender_cpu_s += time.thread_time() - cpu0
+
+    def _send_now(self, rec: dict, epoch: int) -> None:
         if len(self.spool) == 0 and not self._offline:
             try:
                 self.tracker.log_metrics(rec["step"], rec["metrics"], rec["ts"])
@@ -228,6 +264,10 @@ class TrackingSession:
             return
         self._ended = True
         self.status, self._error = status, error
+        try:
+            self.flush()
+        except KeyboardInterrupt:  # a second Ctrl+C: the queued epochs are sent below or spooled
+            pass
         deadline = time.monotonic() + float(self.cfg["end_timeout_s"])
         left = {"metrics": True, "artifacts": True, "status": True}
         tags = {}

@@ -17,6 +17,7 @@ the neighbours gives the true speed there, a forward difference would alternate 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import mujoco
 import numpy as np
@@ -24,7 +25,9 @@ from scipy.ndimage import minimum_filter1d, gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
 from isaacgymenvs.motion.poselib import ClipError, SkeletonMotion
-from isaacgymenvs.motion.skeleton import Skeleton
+
+if TYPE_CHECKING:  # the torch Skeleton, or any description with the same fields (sim2sim runs without torch)
+    from isaacgymenvs.motion.skeleton import Skeleton
 
 
 @dataclass
@@ -62,14 +65,14 @@ def _axis_letter(axis: np.ndarray) -> tuple[str, float]:
     return "XYZ"[k], float(np.sign(axis[k]))
 
 
-def _dofs_by_body(skeleton: Skeleton) -> dict[int, list[int]]:
+def _dofs_by_body(skeleton: "Skeleton") -> dict[int, list[int]]:
     out: dict[int, list[int]] = {}
     for d, b in enumerate(skeleton.dof_body):
         out.setdefault(b, []).append(d)
     return out
 
 
-def hinge_angles_from_local_rotations(sm: SkeletonMotion, skeleton: Skeleton) -> np.ndarray:
+def hinge_angles_from_local_rotations(sm: SkeletonMotion, skeleton: "Skeleton") -> np.ndarray:
     """Map the clip's local rotations onto the model's hinges, by body name. Returns ``[T, D]``."""
     model_bodies = _dofs_by_body(skeleton)
     needed = {skeleton.body_names[b] for b in model_bodies}
@@ -87,7 +90,7 @@ def hinge_angles_from_local_rotations(sm: SkeletonMotion, skeleton: Skeleton) ->
         raise ClipError(sm.path, f"the clip's root is not {root_name!r}")
     T = sm.num_frames
     out = np.zeros((T, skeleton.num_dof))
-    axes = skeleton.dof_axis.numpy()
+    axes = np.asarray(skeleton.dof_axis)
     for b, dofs in model_bodies.items():
         j = sm.node_names.index(skeleton.body_names[b])
         rot = Rotation.from_quat(sm.rotation_xyzw[:, j])
@@ -150,7 +153,7 @@ def lowest_point_per_frame(model: mujoco.MjModel, qpos: np.ndarray) -> np.ndarra
 
 def clip_from_skeleton_motion(
     sm: SkeletonMotion,
-    skeleton: Skeleton,
+    skeleton: "Skeleton",
     model: mujoco.MjModel | None = None,
     ground: str = "rolling_min",
     ground_window_s: float = 1.0,
@@ -179,7 +182,7 @@ def clip_from_skeleton_motion(
         floor = gaussian_filter1d(floor, sigma=max(1.0, 0.25 * sm.fps), mode="nearest")
         root_pos[:, 2] -= floor
         offset = floor
-    lim = skeleton.dof_limits.numpy()
+    lim = np.asarray(skeleton.dof_limits)
     violations = int(np.sum((dof_pos < lim[:, 0] - 1e-6) | (dof_pos > lim[:, 1] + 1e-6)))
     name = sm.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     return MotionClip(

@@ -9,10 +9,8 @@ from isaacgymenvs import assets, characters
 from isaacgymenvs.motion.motion_lib import MotionLib
 from isaacgymenvs.motion.skeleton import skeleton_from_model
 from isaacgymenvs.sim import make_backend
+from isaacgymenvs.task_registry import TASKS
 from isaacgymenvs.tasks.amp_task import AMPTask, AMPTaskConfig
-
-#: task name -> (character, asset folder of its clips)
-TASKS = {"HumanoidAMP": ("amp_humanoid", "amp_humanoid/motions")}
 
 
 def resolve_motion_file(motion_file: str, motion_dir: str) -> Path:

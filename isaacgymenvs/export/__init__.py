@@ -1,0 +1,213 @@
+"""Export a trained policy with its observation normalizer: TorchScript, ONNX, npz, json.
+
+``export(checkpoint, out)`` writes into ``out``:
+
+* ``policy.pt``: TorchScript of the actor (MLP and mean head), taking **normalized** observations;
+* ``obs_norm.npz``: ``mean`` and ``std`` of the observation normalizer (``std = sqrt(var + 1e-5)``,
+  float32); normalize as ``clip((obs - mean) / std, -5, 5)``;
+* ``policy.onnx``: **raw** observations in, actions (the policy mean) out, with the normalization
+  and the clip to ±5 inside the graph, so nobody can forget them;
+* ``policy.json``: observation layout, action scale and offset per joint, PD gains, control period,
+  joint order, clip limits, task, source checkpoint and epoch.
+
+Before it returns, it checks that the training model, ``policy.pt`` with the npz normalization
+done by hand, and ``policy.onnx`` under onnxruntime give the same actions on a batch of random
+observations (tolerance 1e-5), and raises :class:`ExportCheckError` if not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+OBS_CLIP = 5.0
+ACTION_CLIP = 1.0
+NORM_EPS = 1e-5  # rl_games RunningMeanStd epsilon
+TOLERANCE = 1e-5
+
+
+class ExportError(ValueError):
+    pass
+
+
+class ExportCheckError(ExportError):
+    pass
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "selu": nn.SELU, "None": nn.Identity, "none": nn.Identity}
+
+
+class Actor(nn.Module):
+    """The policy mean on normalized observations: the actor MLP and its linear mean head."""
+
+    def __init__(self, layers: list[nn.Linear], mu: nn.Linear, activation: str):
+        super().__init__()
+        act = ACTIVATIONS.get(str(activation))
+        if act is None:
+            raise ExportError(f"activation {activation!r} is not supported (known: {sorted(ACTIVATIONS)})")
+        mods: list[nn.Module] = []
+        for lin in layers:
+            mods += [lin, act()]
+        self.mlp = nn.Sequential(*mods)
+        self.mu = mu
+
+    def forward(self, obs_norm: torch.Tensor) -> torch.Tensor:
+        return self.mu(self.mlp(obs_norm))
+
+
+class NormalizedActor(nn.Module):
+    """Raw observations in: ``clip((obs - mean) / std, -5, 5)`` then the actor."""
+
+    def __init__(self, actor: Actor, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.actor = actor
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor(torch.clamp((obs - self.mean) / self.std, -OBS_CLIP, OBS_CLIP))
+
+
+def _actor_from_state(state: dict, network: dict) -> Actor:
+    units = list(network.get("mlp", {}).get("units", []))
+    layers = []
+    for i in range(len(units)):
+        w, b = state.get(f"a2c_network.actor_mlp.{2 * i}.weight"), state.get(f"a2c_network.actor_mlp.{2 * i}.bias")
+        if w is None or b is None:
+            raise ExportError(f"the checkpoint has no actor layer {i} (network units {units})")
+        lin = nn.Linear(w.shape[1], w.shape[0])
+        lin.weight.data.copy_(w)
+        lin.bias.data.copy_(b)
+        layers.append(lin)
+    mw, mb = state["a2c_network.mu.weight"], state["a2c_network.mu.bias"]
+    mu = nn.Linear(mw.shape[1], mw.shape[0])
+    mu.weight.data.copy_(mw)
+    mu.bias.data.copy_(mb)
+    return Actor(layers, mu, network.get("mlp", {}).get("activation", "relu")).eval()
+
+
+def _training_model(state: dict, meta: dict):
+    """The rl_games model the trainer used, rebuilt from the checkpoint's network config."""
+    from rl_games.algos_torch.model_builder import ModelBuilder
+
+    network = {k: v for k, v in meta["network"].items() if v is not None}
+    network["name"] = "actor_critic"
+    with contextlib.redirect_stdout(sys.stderr):  # rl_games prints while building; stdout stays JSON
+        model = ModelBuilder().load({"model": {"name": "continuous_a2c_logstd"}, "network": network})
+        net = model.build({
+            "actions_num": meta["actions"], "input_shape": (meta["obs"],), "num_seqs": 1, "value_size": 1,
+            "normalize_value": meta.get("normalize_value", True), "normalize_input": meta.get("normalize_input", True),
+        })
+    net.load_state_dict(state)
+    return net.eval()
+
+
+def _policy_json(meta: dict, checkpoint: Path, epoch: int) -> dict:
+    from isaacgymenvs import characters
+    from isaacgymenvs.motion.skeleton import skeleton_from_model
+    from isaacgymenvs.tasks import TASKS, terms
+
+    task = meta.get("task")
+    if task not in TASKS:
+        raise ExportError(f"checkpoint {str(checkpoint)!r} is for task {task!r}, which this version does not know")
+    model = characters.load_model(TASKS[task][0])
+    sk = skeleton_from_model(model)
+    groups = terms.joint_groups(sk)
+    offset, scale = terms.pd_action_offset_scale(groups, sk.dof_limits)
+    act_dof = characters.actuator_dof_index(model)
+    kp = np.zeros(sk.num_dof)
+    kd = np.zeros(sk.num_dof)
+    torque = np.zeros(sk.num_dof)
+    for a, d in enumerate(act_dof):
+        kp[d], kd[d] = model.actuator_gainprm[a, 0], -model.actuator_biasprm[a, 2]
+        torque[d] = model.actuator_forcerange[a, 1]
+    from isaacgymenvs.tasks.amp_task import AMPTaskConfig
+
+    layout = terms.obs_layout(groups, sk.num_dof, len(AMPTaskConfig.keyBodies))
+    return {
+        "task": task,
+        "source_checkpoint": str(checkpoint),
+        "epoch": epoch,
+        "observation": {"size": int(meta["obs"]), "layout": [{"name": n, "size": s} for n, s in layout],
+                        "normalization": "clip((obs - mean) / std, -5, 5), mean/std in obs_norm.npz", "clip": OBS_CLIP},
+        "action": {
+            "size": int(meta["actions"]),
+            "clip": [-ACTION_CLIP, ACTION_CLIP],
+            "pd_target": "target = offset + scale * clip(action, -1, 1), per joint in joint_order",
+            "offset": [float(x) for x in offset],
+            "scale": [float(x) for x in scale],
+        },
+        "joint_order": sk.dof_names,
+        "pd_gains": {"kp": kp.tolist(), "kd": kd.tolist(), "torque_limit": torque.tolist(),
+                     "law": "tau = clip(kp * (target - q) - kd * qdot, -torque_limit, torque_limit)"},
+        "control_period_s": float(meta.get("control_dt", 1.0 / 30.0)),
+        "physics_timestep_s": float(model.opt.timestep),
+        "quaternion_order": "wxyz (MuJoCo)",
+    }
+
+
+def export(checkpoint, out=None, batch: int = 256, seed: int = 0) -> dict:
+    """Write the four files and check them against each other; returns a summary dict."""
+    from isaacgymenvs.learning.amp_agent import load_checkpoint_file
+
+    checkpoint = Path(checkpoint)
+    ckpt = load_checkpoint_file(checkpoint)
+    meta = ckpt.get("meta") or {}
+    if "network" not in meta:
+        raise ExportError(f"checkpoint {str(checkpoint)!r} has no network description (saved by an older version); "
+                          "resume it for one epoch to write a new checkpoint, then export that")
+    state = ckpt["model"]
+    out = Path(out) if out else checkpoint.parent.parent / "export" / checkpoint.stem
+    out.mkdir(parents=True, exist_ok=True)
+
+    if "running_mean_std.running_mean" in state:
+        mean = state["running_mean_std.running_mean"].float()
+        std = torch.sqrt(state["running_mean_std.running_var"].float() + NORM_EPS)
+    else:  # trained without input normalization
+        mean = torch.zeros(meta["obs"])
+        std = torch.ones(meta["obs"])
+    actor = _actor_from_state(state, meta["network"])
+    np.savez(out / "obs_norm.npz", mean=mean.numpy().astype(np.float32), std=std.numpy().astype(np.float32))
+    scripted = torch.jit.script(actor)
+    scripted.save(str(out / "policy.pt"))
+    full = NormalizedActor(actor, mean, std).eval()
+    example = torch.zeros(2, meta["obs"])
+    torch.onnx.export(full, (example,), str(out / "policy.onnx"), input_names=["obs"], output_names=["actions"],
+                      dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}}, opset_version=17, dynamo=False)
+    info = _policy_json(meta, checkpoint, int(ckpt.get("epoch", 0)))
+    (out / "policy.json").write_text(json.dumps(info, indent=2))
+    check = check_export(out, state, meta, batch=batch, seed=seed)
+    return {"out": str(out), "files": sorted(p.name for p in out.iterdir()), **check}
+
+
+def check_export(out: Path, state: dict, meta: dict, batch: int = 256, seed: int = 0) -> dict:
+    """Training model vs policy.pt (npz normalization by hand) vs policy.onnx on random raw observations."""
+    import onnxruntime as ort
+
+    out = Path(out)
+    norm = np.load(out / "obs_norm.npz")
+    mean, std = norm["mean"], norm["std"]
+    rng = np.random.default_rng(seed)
+    obs = (mean + std * rng.standard_normal((batch, mean.shape[0])) * 2.0).astype(np.float32)
+    with torch.no_grad():
+        model = _training_model(state, meta)
+        ref = model({"is_train": False, "obs": torch.from_numpy(obs), "prev_actions": None})["mus"].numpy()
+        pt = torch.jit.load(str(out / "policy.pt"))
+        by_hand = np.clip((obs - mean) / std, -OBS_CLIP, OBS_CLIP).astype(np.float32)
+        a_pt = pt(torch.from_numpy(by_hand)).numpy()
+    sess = ort.InferenceSession(str(out / "policy.onnx"), providers=["CPUExecutionProvider"])
+    a_onnx = sess.run(["actions"], {"obs": obs})[0]
+    err_pt = float(np.abs(a_pt - ref).max())
+    err_onnx = float(np.abs(a_onnx - ref).max())
+    if not (err_pt <= TOLERANCE and err_onnx <= TOLERANCE):
+        raise ExportCheckError(
+            f"export check failed in {out}: max |policy.pt - model| = {err_pt:.3g}, max |policy.onnx - model| = "
+            f"{err_onnx:.3g} (tolerance {TOLERANCE:g}); do not deploy these files"
+        )
+    return {"check": "passed", "max_abs_err_policy_pt": err_pt, "max_abs_err_policy_onnx": err_onnx, "batch": batch}

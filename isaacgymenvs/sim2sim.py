@@ -1,0 +1,248 @@
+"""Run an exported ONNX policy in the MuJoCo C library on the CPU, without torch: the deployment check.
+
+    python -m isaacgymenvs.sim2sim policy=EXPORT_DIR [episodes=10] [motion=CLIP] [video=out.gif] [seed=0]
+
+``EXPORT_DIR`` is what ``python -m isaacgymenvs.export`` wrote (``policy.onnx`` + ``policy.json``).
+Episodes start from reference states of the clip (random times), run the policy's mean action
+through the PD law in ``policy.json`` at its control period, and end by a fall (a non-foot body
+touching something below ``termination_height``) or after ``episode_length`` steps. It prints JSON
+with ``fall_rate`` and ``motion_nn_dist`` (as the trainer's ``eval/*``), and renders the first
+episode offscreen to a GIF (``MUJOCO_GL=egl`` or ``osmesa`` on a machine without a display).
+
+Everything here is numpy, onnxruntime and mujoco: the same observation as the trainer's
+(``isaacgymenvs.tasks.terms``), written again without torch, and checked against it by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+# ------------------------------------------------------------------ quaternions (wxyz), numpy
+
+
+def _qmul(a, b):
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack((aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw), axis=-1)
+
+
+def _qrot(q, v):
+    w, u = q[..., :1], q[..., 1:]
+    t = 2.0 * np.cross(u, v)
+    return v + w * t + np.cross(u, t)
+
+
+def _tan_norm(q):
+    shape = q.shape[:-1] + (3,)
+    x = np.broadcast_to(np.array([1.0, 0, 0]), shape)
+    z = np.broadcast_to(np.array([0, 0, 1.0]), shape)
+    return np.concatenate((_qrot(q, x), _qrot(q, z)), axis=-1)
+
+
+def _heading_inv(q):
+    d = _qrot(q, np.array([1.0, 0, 0]))
+    h = -np.arctan2(d[..., 1], d[..., 0])
+    return np.stack((np.cos(h / 2), 0 * h, 0 * h, np.sin(h / 2)), axis=-1)
+
+
+@dataclass
+class NumpySkeleton:
+    """The fields of ``motion.skeleton.Skeleton`` that clip conversion reads, as numpy arrays."""
+
+    body_names: list
+    dof_names: list
+    dof_body: list
+    dof_axis: np.ndarray
+    dof_limits: np.ndarray
+
+    @property
+    def num_dof(self):
+        return len(self.dof_names)
+
+    @classmethod
+    def from_model(cls, m: mujoco.MjModel) -> "NumpySkeleton":
+        joints = range(1, m.njnt)
+        return cls(
+            [m.body(b).name for b in range(1, m.nbody)],
+            [m.joint(j).name for j in joints],
+            [int(m.jnt_bodyid[j]) - 1 for j in joints],
+            np.array([m.jnt_axis[j] for j in joints]),
+            np.array([m.jnt_range[j] if m.jnt_limited[j] else (-np.pi, np.pi) for j in joints]),
+        )
+
+
+class Observer:
+    """The trainer's per-step observation (``terms.character_obs``), in numpy, from MuJoCo data."""
+
+    def __init__(self, m: mujoco.MjModel, key_bodies: list[str]):
+        sk = NumpySkeleton.from_model(m)
+        groups: dict[int, list[int]] = {}
+        for d, b in enumerate(sk.dof_body):
+            groups.setdefault(b, []).append(d)
+        self.groups = sorted(groups.values(), key=lambda g: g[0])
+        self.axes = sk.dof_axis
+        self.key_ids = [m.body(n).id for n in key_bodies]
+
+    def __call__(self, d: mujoco.MjData) -> np.ndarray:
+        q = d.qpos[3:7].copy()
+        root = d.qpos[0:3]
+        hinv = _heading_inv(q)
+        ang_w = _qrot(q, d.qvel[3:6])  # free-joint angular velocity is in the body frame
+        dof = d.qpos[7:]
+        parts = [root[2:3], _tan_norm(q), _qrot(hinv, d.qvel[0:3]), _qrot(hinv, ang_w)]
+        for g in self.groups:
+            if len(g) == 3:
+                r = np.array([1.0, 0, 0, 0])
+                for k in g:
+                    half = 0.5 * dof[k]
+                    r = _qmul(r, np.concatenate(([np.cos(half)], self.axes[k] * np.sin(half))))
+                parts.append(_tan_norm(r))
+            else:
+                parts.append(dof[g])
+        parts.append(d.qvel[6:])
+        rel = d.xpos[self.key_ids] - root
+        parts.append(_qrot(np.broadcast_to(hinv, (len(self.key_ids), 4)), rel).reshape(-1))
+        return np.concatenate(parts).astype(np.float32)
+
+
+def _set_state(m, d, qpos, lin_w, ang_w, dof_vel):
+    mujoco.mj_resetData(m, d)
+    d.qpos[:] = qpos
+    q = qpos[3:7]
+    conj = q * np.array([1.0, -1, -1, -1])
+    d.qvel[:] = np.concatenate((lin_w, _qrot(conj, ang_w), dof_vel))
+    mujoco.mj_forward(m, d)
+
+
+def _nn_dist(agent, ref, mean, std, chunk=2048):
+    a = (agent - mean) / std
+    r = (ref - mean) / std
+    best = []
+    for i in range(0, len(a), chunk):
+        x = a[i:i + chunk]
+        d2 = (x ** 2).sum(1)[:, None] - 2 * x @ r.T + (r ** 2).sum(1)[None]
+        best.append(np.sqrt(np.maximum(d2.min(1), 0)))
+    return float(np.concatenate(best).mean())
+
+
+def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | None = None, seed: int = 0,
+        episode_length: int = 300, termination_height: float = 0.5, amp_steps: int = 2) -> dict:
+    import onnxruntime as ort
+
+    from isaacgymenvs import assets, characters
+    from isaacgymenvs.motion.clip import clip_from_skeleton_motion
+    from isaacgymenvs.motion.poselib import load_skeleton_motion
+
+    policy_dir = Path(policy_dir)
+    for f in ("policy.onnx", "policy.json"):
+        if not (policy_dir / f).is_file():
+            raise FileNotFoundError(f"{policy_dir}: no {f}; export a checkpoint with `python -m isaacgymenvs.export`")
+    info = json.loads((policy_dir / "policy.json").read_text())
+    task = info["task"]
+    from isaacgymenvs.task_registry import TASKS
+
+    character, motion_dir = TASKS[task]
+    spec = characters.get_character(character)
+    m = characters.load_model(spec)
+    if [m.joint(j).name for j in range(1, m.njnt)] != info["joint_order"]:
+        raise ValueError(f"{policy_dir}: policy.json joint order does not match the {character} model")
+    control_dt = float(info["control_period_s"])
+    substeps = max(1, round(control_dt / m.opt.timestep))
+    offset = np.array(info["action"]["offset"])
+    scale = np.array(info["action"]["scale"])
+    act_dof = characters.actuator_dof_index(m)
+    sk = NumpySkeleton.from_model(m)
+    motion_path = Path(motion) if motion else assets.asset_path(f"{motion_dir}/amp_humanoid_run.npy")
+    clip = clip_from_skeleton_motion(load_skeleton_motion(motion_path), sk, m, ground="rolling_min")
+    observe = Observer(m, list(spec.key_bodies))
+    allowed = np.zeros(m.nbody - 1, dtype=bool)
+    allowed[[m.body(n).id - 1 for n in spec.contact_bodies]] = True
+
+    # reference AMP observations: every frame with its history one control period earlier
+    d = mujoco.MjData(m)
+    lag = max(1, round(control_dt * clip.fps))
+    frame_obs = []
+    for t in range(clip.num_frames):
+        _set_state(m, d, clip.qpos()[t], clip.root_lin_vel[t], clip.root_ang_vel[t], clip.dof_vel[t])
+        frame_obs.append(observe(d))
+    frame_obs = np.array(frame_obs)
+    ref = np.array([np.concatenate([frame_obs[t - k * lag] for k in range(amp_steps)])
+                    for t in range((amp_steps - 1) * lag, clip.num_frames)])
+    mean, std = ref.mean(0), np.maximum(ref.std(0), 1e-6)
+
+    sess = ort.InferenceSession(str(policy_dir / "policy.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    renderer = None
+    frames = []
+    falls, lengths, agent_amp = 0, [], []
+    for ep in range(episodes):
+        t0 = int(rng.integers((amp_steps - 1) * lag, clip.num_frames))
+        _set_state(m, d, clip.qpos()[t0], clip.root_lin_vel[t0], clip.root_ang_vel[t0], clip.dof_vel[t0])
+        hist = [frame_obs[t0 - k * lag] for k in range(amp_steps)]
+        if video and ep == 0:
+            renderer = mujoco.Renderer(m, 360, 480)
+        for step in range(1, episode_length):
+            obs = observe(d)
+            a = sess.run(None, {"obs": obs[None]})[0][0]
+            target = offset + scale * np.clip(a, -1.0, 1.0)
+            d.ctrl[:] = target[act_dof]
+            mujoco.mj_step(m, d, nstep=substeps)
+            mujoco.mj_rnePostConstraint(m, d)
+            hist = [observe(d)] + hist[:-1]
+            agent_amp.append(np.concatenate(hist))
+            if renderer is not None:
+                renderer.update_scene(d, camera="side" if m.ncam and "side" in [m.camera(i).name for i in range(m.ncam)] else -1)
+                frames.append(renderer.render())
+            force = np.abs(d.cfrc_ext[1:, 3:6]).max(1) > 0.1
+            low = d.xpos[1:, 2] < termination_height
+            if step > 1 and (force & ~allowed).any() and (low & ~allowed).any():
+                falls += 1
+                break
+        lengths.append(step)
+        if renderer is not None:
+            renderer.close()
+            renderer = None
+    out = {
+        "policy": str(policy_dir), "task": task, "motion": str(motion_path), "episodes": episodes,
+        "fall_rate": falls / episodes, "mean_episode_length": float(np.mean(lengths)),
+        "motion_nn_dist": _nn_dist(np.array(agent_amp), ref, mean, std),
+    }
+    if video:
+        from PIL import Image
+
+        video = Path(video)
+        video.parent.mkdir(parents=True, exist_ok=True)
+        imgs = [Image.fromarray(f) for f in frames[::2]]  # 15 fps
+        imgs[0].save(video, save_all=True, append_images=imgs[1:], duration=int(2000 * control_dt), loop=0)
+        out["video"] = str(video)
+        out["video_frames"] = len(imgs)
+    return out
+
+
+def main(argv=None) -> int:
+    from isaacgymenvs.utils.cli import parse_kv, run_json
+
+    args = parse_kv(sys.argv[1:] if argv is None else argv, {"policy", "episodes", "motion", "video", "seed"}, {"policy"})
+    if args is None:
+        print("usage: python -m isaacgymenvs.sim2sim policy=EXPORT_DIR [episodes=N] [motion=CLIP] [video=out.gif] [seed=S]",
+              file=sys.stderr)
+        return 2
+    if args["policy"].startswith("models:/"):
+        print("error: models:/ registry URIs are not supported by this version yet; pass a local export folder "
+              "(python -m isaacgymenvs.export checkpoint=... writes one)", file=sys.stderr)
+        return 2
+    return run_json(
+        lambda: run(args["policy"], int(args.get("episodes", 10)), args.get("motion"), args.get("video"), int(args.get("seed", 0))),
+        (FileNotFoundError, ValueError),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
