@@ -179,15 +179,16 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
 
     sess = ort.InferenceSession(str(policy_dir / "policy.onnx"), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(seed)
-    renderer = None
-    frames = []
+    recorder = None
     falls, lengths, agent_amp = 0, [], []
     for ep in range(episodes):
         t0 = int(rng.integers((amp_steps - 1) * lag, clip.num_frames))
         _set_state(m, d, clip.qpos()[t0], clip.root_lin_vel[t0], clip.root_ang_vel[t0], clip.dof_vel[t0])
         hist = [frame_obs[t0 - k * lag] for k in range(amp_steps)]
         if video and ep == 0:
-            renderer = mujoco.Renderer(m, 360, 480)
+            from isaacgymenvs.video import VideoRecorder
+
+            recorder = VideoRecorder(m, video, fps=0.5 / control_dt)
         for step in range(1, episode_length):
             obs = observe(d)
             a = sess.run(None, {"obs": obs[None]})[0][0]
@@ -197,32 +198,26 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
             mujoco.mj_rnePostConstraint(m, d)
             hist = [observe(d)] + hist[:-1]
             agent_amp.append(np.concatenate(hist))
-            if renderer is not None:
-                renderer.update_scene(d, camera="side" if m.ncam and "side" in [m.camera(i).name for i in range(m.ncam)] else -1)
-                frames.append(renderer.render())
+            if recorder is not None and step % 2 == 0:
+                recorder.capture_data(d)
             force = np.abs(d.cfrc_ext[1:, 3:6]).max(1) > 0.1
             low = d.xpos[1:, 2] < termination_height
             if step > 1 and (force & ~allowed).any() and (low & ~allowed).any():
                 falls += 1
                 break
         lengths.append(step)
-        if renderer is not None:
-            renderer.close()
-            renderer = None
+        if recorder is not None:
+            if not recorder.frames:
+                recorder.capture_data(d)
+            out_video = recorder.save()
+            recorder = None
     out = {
         "policy": str(policy_dir), "task": task, "motion": str(motion_path), "episodes": episodes,
         "fall_rate": falls / episodes, "mean_episode_length": float(np.mean(lengths)),
         "motion_nn_dist": _nn_dist(np.array(agent_amp), ref, mean, std),
     }
     if video:
-        from PIL import Image
-
-        video = Path(video)
-        video.parent.mkdir(parents=True, exist_ok=True)
-        imgs = [Image.fromarray(f) for f in frames[::2]]  # 15 fps
-        imgs[0].save(video, save_all=True, append_images=imgs[1:], duration=int(2000 * control_dt), loop=0)
-        out["video"] = str(video)
-        out["video_frames"] = len(imgs)
+        out.update(out_video)
     return out
 
 

@@ -270,8 +270,9 @@ def tensorboard_observer(agent):
     return _obs
 
 
-def play(trainer: Trainer, games_num: int, test_steps: int, headless: bool) -> dict:
-    """Run the policy's mean action until ``games_num`` episodes ended or ``test_steps`` steps."""
+def play(trainer: Trainer, games_num: int, test_steps: int, headless: bool, video: str = "") -> dict:
+    """Run the policy's mean action until ``games_num`` episodes ended or ``test_steps`` steps;
+    with ``video``, render env 0 offscreen into that GIF (``MUJOCO_GL=egl`` without a display)."""
     import torch
 
     agent = trainer.agent
@@ -285,6 +286,11 @@ def play(trainer: Trainer, games_num: int, test_steps: int, headless: bool) -> d
             viewer = mujoco.viewer.launch_passive(sim.model, sim._datas[0])
         else:
             print("warning: no display found; playing headless", file=sys.stderr)
+    recorder = None
+    if video:
+        from isaacgymenvs.video import VideoRecorder
+
+        recorder = VideoRecorder(env.task.sim.model, video, fps=1.0 / env.task.dt)
     agent.model.eval()
     obs = env.reset()
     rnn = agent.model.get_default_rnn_state() if agent.is_rnn else None
@@ -301,11 +307,16 @@ def play(trainer: Trainer, games_num: int, test_steps: int, headless: bool) -> d
         falls += int(infos["terminate"].sum())
         if viewer is not None:
             viewer.sync()
+        if recorder is not None:
+            sim = env.task.sim
+            recorder.capture_qpos(torch.cat((sim.root_pos_w[0], sim.root_quat_w[0], sim.dof_pos[0])).cpu().numpy())
         if (test_steps and steps >= test_steps) or (not test_steps and games >= games_num):
             break
     if viewer is not None:
         viewer.close()
     out = {"steps": steps, "episodes_ended": games, "falls": falls}
+    if recorder is not None:
+        out.update(recorder.save())
     print(f"test: {out}")
     return out
 
@@ -326,7 +337,7 @@ def main(cfg: DictConfig) -> None:
                 raise ConfigError(["test=True needs checkpoint=PATH"])
             trainer.build()
             player = trainer.train_cfg.get("player", {})
-            play(trainer, int(player.get("games_num", 10)), int(cfg.test_steps), bool(cfg.headless))
+            play(trainer, int(player.get("games_num", 10)), int(cfg.test_steps), bool(cfg.headless), str(cfg.video or ""))
             return
         session = open_tracking(trainer)  # before the simulator starts
         trainer.observers.append(console_observer)

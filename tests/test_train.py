@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -40,7 +41,7 @@ def trainer(tmp_path, *overrides, observers=()):
 
 
 def cli(tmp_path, *args):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO), MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
     return subprocess.run(
         [sys.executable, str(REPO / "isaacgymenvs" / "train.py"), *TINY, *args],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
@@ -63,9 +64,13 @@ def test_train_resume_and_test_from_the_command_line(tmp_path):
     # the first run's files are untouched
     assert {p: p.stat().st_mtime_ns for p in first_run.rglob("*") if p.is_file()} == before
 
-    r = cli(tmp_path, "test=True", "num_envs=2", "test_steps=200", f"checkpoint={ckpts[0]}")
+    r = cli(tmp_path, "test=True", "num_envs=2", "test_steps=200", f"checkpoint={ckpts[0]}", f"video={tmp_path / 'play.gif'}")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "'steps': 200" in r.stdout
+    assert "'steps': 200" in r.stdout and "'video_frames': 200" in r.stdout
+    from PIL import Image
+
+    gif = Image.open(tmp_path / "play.gif")
+    assert gif.n_frames == 200 and np.asarray(gif.convert("RGB"), dtype=float).std() > 5.0  # something is drawn
 
 
 def test_resume_restores_every_statistic(tmp_path):

@@ -1,0 +1,47 @@
+"""Offscreen video of a character: MuJoCo's renderer into an animated GIF (no torch, no ffmpeg).
+
+On a machine without a display set ``MUJOCO_GL=egl`` (or ``osmesa``) before running.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+
+class VideoRecorder:
+    """Collects frames of one character and writes them as a GIF at ``fps``."""
+
+    def __init__(self, model: mujoco.MjModel, path, fps: float = 15.0, width: int = 480, height: int = 360,
+                 camera: str = "side"):
+        self.model = model
+        self.path = Path(path)
+        self.fps = fps
+        self.data = mujoco.MjData(model)
+        self.renderer = mujoco.Renderer(model, height, width)
+        names = [model.camera(i).name for i in range(model.ncam)]
+        self.camera = camera if camera in names else -1  # a tracking camera of the model, else the free one
+        self.frames: list[np.ndarray] = []
+
+    def capture_data(self, data: mujoco.MjData) -> None:
+        self.renderer.update_scene(data, camera=self.camera)
+        self.frames.append(self.renderer.render())
+
+    def capture_qpos(self, qpos) -> None:
+        """A frame of the pose ``qpos`` (free joint xyz + quaternion wxyz, then the hinges)."""
+        self.data.qpos[:] = np.asarray(qpos, dtype=np.float64)
+        mujoco.mj_forward(self.model, self.data)
+        self.capture_data(self.data)
+
+    def save(self) -> dict:
+        from PIL import Image
+
+        if not self.frames:
+            raise ValueError(f"no frame was captured for {self.path}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        imgs = [Image.fromarray(f) for f in self.frames]
+        imgs[0].save(self.path, save_all=True, append_images=imgs[1:], duration=int(1000 / self.fps), loop=0)
+        self.renderer.close()
+        return {"video": str(self.path), "video_frames": len(imgs)}
