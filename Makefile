@@ -30,8 +30,17 @@ warmup: install-gpu
 benchmark-gpu: install-gpu
 	$(VPY) benchmarks/gpu_throughput.py --json benchmarks/gpu_throughput.json
 
+# Hyperparameter sweep (cfg/sweep/$(SWEEP).yaml) on Ray Tune, tracked in MLflow (parent run + one child per trial).
+# SWEEP defaults to `default` (the small CPU sweep) when no GPU is visible, else to `humanoid_gpu`.
+# RESUME=1 continues an interrupted sweep from sweeps_out/$(SWEEP) (same MLflow runs).
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q GPU && echo 1)
+SWEEP   ?= $(if $(HAS_GPU),humanoid_gpu,default)
+RESUME  ?=
+sweep: install
+	$(VPY) -m sweeps $(SWEEP) $(if $(filter 1 yes true,$(RESUME)),--resume)
+
 test: install
-	$(VPY) -m pytest tests -q
+	$(VPY) -m pytest tests
 
 assets: install
 	$(VPY) -m isaacgymenvs.assets fetch

@@ -1,0 +1,8 @@
+"""Hyperparameter sweeps over AMP trainings with Ray Tune (the only package that imports Ray).
+
+    python -m sweeps default              # cfg/sweep/default.yaml; `make sweep`
+    python -m sweeps default --resume     # `make sweep RESUME=1`
+
+space.py: sweep files and the check of every combination; trial.py: one trial (Trainer + MLflow child
+run + Tune reports with checkpoints); runner.py: Ray, the Tuner, the parent run and the final table.
+"""

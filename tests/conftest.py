@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import pickle
+import sys
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from isaacgymenvs import assets
+
+# tests/ is a package (tests/__init__.py): keep `from test_train import TINY` style imports working
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def _asset_or_skip(rel: str):

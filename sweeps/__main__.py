@@ -1,0 +1,41 @@
+"""``python -m sweeps [NAME] [--resume] [--storage DIR] [--tracking-uri URI]`` (``make sweep SWEEP=NAME RESUME=1``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    from isaacgymenvs.learning.config_check import ConfigError
+
+    ap = argparse.ArgumentParser(prog="python -m sweeps", description=__doc__)
+    ap.add_argument("name", nargs="?", default="default", help="cfg/sweep/<name>.yaml or a path to a sweep file")
+    ap.add_argument("--resume", action="store_true", help="continue the interrupted sweep in its storage path")
+    ap.add_argument("--storage", default=None, help="Ray storage path (default: sweeps_out/)")
+    ap.add_argument("--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI, else the embedded one)")
+    ap.add_argument("--check", action="store_true", help="only check the search space")
+    a = ap.parse_args(argv)
+    try:
+        if a.check:
+            from sweeps.space import check_spec, load
+
+            combos = check_spec(load(a.name))
+            print(f"sweep {a.name}: {len(combos)} combination(s) OK")
+            return 0
+        from sweeps.runner import run_sweep
+
+        res = run_sweep(a.name, resume=a.resume, storage_path=a.storage, tracking_uri=a.tracking_uri)
+    except ConfigError as e:
+        print(f"error: sweep {a.name}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stopped: resume with `make sweep RESUME=1` (python -m sweeps NAME --resume)", file=sys.stderr)
+        return 130
+    if res.get("interrupted"):
+        return 130
+    return 0 if res["rows"] and all(r["status"] != "ERROR" for r in res["rows"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

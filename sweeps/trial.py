@@ -1,0 +1,138 @@
+"""One sweep trial: a full AMP training in this process (isaacgymenvs.train.Trainer), one nested MLflow
+child run, a Tune report (metrics + a checkpoint directory holding the agent checkpoint) every k epochs.
+
+Restarted trials (``max_failures``, ``Tuner.restore``, PBT exploit) start from ``tune.get_checkpoint()``
+and continue the same MLflow run (found by its ``ray_trial_id`` tag), logging only epochs after the last
+step already in the store.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+from sweeps.space import MUTABLE, compose, overrides_for
+
+CKPT_FILE = "agent.pth"
+SEP = "__"  # "train.params.config.x" travels through Ray's config as "train__params__config__x"
+
+
+def to_ray_key(k: str) -> str:
+    return k.replace(".", SEP)
+
+
+def from_ray_key(k: str) -> str:
+    return k.replace(SEP, ".")
+
+
+def trial_params(config: dict) -> dict:
+    """The trial's point in the search space, with its real (dotted) keys."""
+    out = dict(config.get("point") or {})
+    out.update({from_ray_key(k): v for k, v in (config.get("p") or {}).items()})
+    return {from_ray_key(k): v for k, v in out.items()}
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by the fault-injection hook of a sweep (``fail:`` in the sweep file; tests only)."""
+
+
+def _fail_rule(sweep: dict, params: dict) -> dict | None:
+    for rule in sweep.get("fail") or []:
+        if all(str(params.get(k)) == str(v) for k, v in (rule.get("match") or {}).items()):
+            return rule
+    return None
+
+
+def run_trial(config: dict, sweep: dict | None = None) -> None:
+    """The Tune trainable. ``sweep`` (bound with ``tune.with_parameters``): the sweep's fixed settings
+    (overrides, experiment, parent run id, tracking URI, report_every, fault injection rules)."""
+    import ray
+    import torch
+    from ray import tune
+
+    from isaacgymenvs import train as train_mod
+    from tracking import open_session
+    from tracking import sweep_runs
+
+    sweep = sweep or config["sweep"]
+    params = trial_params(config)
+    ctx = tune.get_context()
+    trial_id, trial_name = ctx.get_trial_id(), ctx.get_trial_name()
+    torch.set_num_threads(max(1, int(sweep.get("torch_threads", 1))))
+    # Not Ray's trial folder: Ray syncs that to the storage path in the background (a race with files
+    # that come and go). Run folders and the checkpoints handed to tune.report live here instead.
+    work = Path(tempfile.gettempdir()) / "amp-sweeps" / str(sweep["name"]) / trial_id
+    work.mkdir(parents=True, exist_ok=True)
+
+    overrides = list(sweep["overrides"]) + overrides_for(params) + [
+        "tracking=mlflow", f"tracking.experiment={sweep['experiment']}", "tracking.required=true",
+        f"experiment={trial_name}",
+    ]
+    if sweep.get("tracking_uri"):
+        overrides.append(f"tracking.uri={sweep['tracking_uri']}")
+    restored = tune.get_checkpoint()
+    if restored is not None:
+        local = work / "restore"
+        local.mkdir(exist_ok=True)
+        with restored.as_directory() as d:
+            shutil.copy2(Path(d) / CKPT_FILE, local / CKPT_FILE)
+        overrides.append(f"checkpoint={local / CKPT_FILE}")
+    cfg = compose(overrides)
+    trainer = train_mod.Trainer(cfg, runs_dir=str(work / "runs"))
+    session = open_session(trainer.c)
+    trainer.build()
+    agent = trainer.agent
+    # PBT: a new config after an exploit applies *after* the weights were loaded (ray#62173)
+    for k in sweep.get("pbt_mutations") or {}:
+        if k in params:
+            agent.set_param(MUTABLE[k], float(params[k]))
+            if MUTABLE[k] == "learning_rate":
+                agent.last_lr = float(params[k])  # rl_games applies last_lr every epoch (restored from the checkpoint)
+
+    uri, exp = sweep.get("tracking_uri"), sweep["experiment"]
+    run_id = sweep_runs.find_child(uri, exp, sweep["parent_run_id"], trial_id)
+    last = sweep_runs.last_step(uri, exp, run_id, sweep["metric"]) if run_id else -1
+    node = ray.get_runtime_context().get_node_id()
+    tags = {"mlflow.parentRunId": sweep["parent_run_id"], sweep_runs.TRIAL_TAG: trial_id, "ray_trial_name": trial_name,
+            "sweep": sweep["name"], "ray_node_id": node, "hostname": socket.gethostname()}
+    if restored is not None:
+        tags["restored_from_epoch"] = str(agent.epoch_num)
+        print(f"sweep trial {trial_id}: restarted from its checkpoint at epoch {agent.epoch_num}; "
+              f"MLflow run {run_id} already has steps up to {last}", flush=True)
+    fail = _fail_rule(sweep, params)
+    first_attempt = restored is None
+    every = max(1, int(sweep.get("report_every", 1)))
+    ckpt_root = work / "tune_ckpt"
+    reported: list[Path] = []
+
+    def log_new_epochs(epoch, frame, metrics):
+        if epoch > last:  # never log a step twice (retried / restored trials)
+            extra = {f"config/{MUTABLE[k]}": float(getattr(agent, MUTABLE[k])) for k in sweep.get("pbt_mutations") or {}}
+            session.on_epoch(epoch, frame, {**metrics, **extra})  # PBT schedules show up as curves
+
+    def report(epoch, frame, metrics):
+        if fail and epoch == int(fail.get("at_epoch", 2)) and (first_attempt or fail.get("attempts") == "always"):
+            raise InjectedFailure(f"injected failure at epoch {epoch} ({'every attempt' if fail.get('attempts') == 'always' else 'first attempt'})")
+        if epoch % every and epoch < agent.max_epochs:
+            return
+        result = {k: float(v) for k, v in metrics.items()}
+        result.update(epoch=epoch, timesteps_total=int(frame), node_id=node, mlflow_run_id=session.run_id or "")
+        for k in sweep.get("pbt_mutations") or {}:
+            result[f"config/{MUTABLE[k]}"] = float(getattr(agent, MUTABLE[k]))
+        d = ckpt_root / f"epoch_{epoch:06d}"
+        d.mkdir(parents=True, exist_ok=True)
+        agent.save_checkpoint(d / CKPT_FILE)
+        tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(d)))
+        reported.append(d)
+        while len(reported) > 3:  # Tune persists a reported checkpoint in the background: keep the recent ones
+            shutil.rmtree(reported.pop(0), ignore_errors=True)
+
+    with session.ending():
+        session.start(trainer.run_dir, trainer.c, device=trainer.rl_device, tags=tags, run_name=trial_name, run_id=run_id)
+        agent.observers.extend([log_new_epochs, report])
+        agent.checkpoint_observers.append(session.on_checkpoint)
+        if agent.epoch_num >= agent.max_epochs:
+            return  # restored at the end: nothing left to train
+        agent.train()

@@ -1,0 +1,321 @@
+"""Sweeps (Ray Tune) against a real ``mlflow server`` on 127.0.0.1: the check of the space, a small
+CPU sweep, fault injection (retry from a checkpoint; FAILED after the retries), resume after Ctrl+C
+without duplicate runs or steps, and a two-node Ray cluster on this machine.
+
+Every sweep runs as ``python -m sweeps FILE`` in a subprocess (its own local Ray, or RAY_ADDRESS), so a
+hung Ray cannot hang pytest: every wait is bounded and every process group is killed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from isaacgymenvs.learning.config_check import ConfigError
+from sweeps import space
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ may be a package: import its helpers by name
+from test_tracking import Server, _free_port  # noqa: E402  (the real `mlflow server` on 127.0.0.1)
+
+REPO = Path(__file__).resolve().parents[1]
+SWEEP_TIMEOUT_S = 240
+CHILD_KEYS = ("disc/agent_logit", "disc/agent_replay_logit", "disc/demo_logit", "reward/disc", "eval/motion_nn_dist",
+              "eval/fall_rate")
+DIMS = ("train.params.config.bounds_loss_coef", "train.params.config.horizon_length", "sigma", "train.params.config.seq_len")
+
+
+def tiny_spec(name: str, epochs: int, points: list[dict], **kw) -> dict:
+    base = space.load("default")
+    spec = {k: base[k] for k in ("metric", "mode", "overrides", "resources")}
+    spec["overrides"] = [o for o in base["overrides"] if not o.startswith("max_iterations=")] + [f"max_iterations={epochs}"]
+    spec.update(name=name, experiment=f"sweep_{name}", points=points, max_concurrent_trials=2, scheduler="fifo",
+                max_failures=1, report_every=1, time_budget_s=0)
+    spec.update(kw)
+    return spec
+
+
+P = [
+    {"train.params.config.bounds_loss_coef": 10, "train.params.config.horizon_length": 16, "sigma": "fixed", "train.params.config.seq_len": 4},
+    {"train.params.config.bounds_loss_coef": 1, "train.params.config.horizon_length": 16, "sigma": "learned", "train.params.config.seq_len": 8},
+    {"train.params.config.bounds_loss_coef": 5, "train.params.config.horizon_length": 8, "sigma": "learned", "train.params.config.seq_len": 4},
+]
+
+
+def env_for(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_"))}
+    env.update(PYTHONPATH=str(REPO), RAY_DEDUP_LOGS="0", PYTHONUNBUFFERED="1")
+    env.update(extra or {})
+    return env
+
+
+def sweep_cmd(tmp_path: Path, spec: dict, server: Server, *args) -> list[str]:
+    f = tmp_path / f"{spec['name']}.yaml"
+    f.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return [sys.executable, "-m", "sweeps", str(f), "--storage", str(tmp_path / "out"), "--tracking-uri", server.url, *args]
+
+
+def run_sweep(tmp_path, spec, server, *args, env=None, timeout=SWEEP_TIMEOUT_S) -> subprocess.CompletedProcess:
+    log = tmp_path / f"{spec['name']}.log"
+    with open(log, "ab") as out:
+        p = subprocess.Popen(sweep_cmd(tmp_path, spec, server, *args), cwd=tmp_path, env=env or env_for(),
+                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            rc = p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(p)
+            pytest.fail(f"sweep did not end in {timeout} s: {log.read_text(errors='replace')[-4000:]}")
+    return subprocess.CompletedProcess(p.args, rc, log.read_text(errors="replace"), "")
+
+
+def _kill_group(p: subprocess.Popen) -> None:
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait(timeout=30)
+
+
+def children(server: Server, spec: dict) -> tuple[list[dict], list[dict]]:
+    runs = server.runs(spec["experiment"])
+    tags = lambda r: {t["key"]: t["value"] for t in r["data"].get("tags", [])}  # noqa: E731
+    parents = [r for r in runs if "mlflow.parentRunId" not in tags(r)]
+    kids = [r for r in runs if "mlflow.parentRunId" in tags(r)]
+    for r in runs:
+        r["tags"] = tags(r)
+        r["params"] = {p["key"]: p["value"] for p in r["data"].get("params", [])}
+    return parents, kids
+
+
+def steps(server: Server, run: dict, key: str = "disc/agent_logit") -> list[int]:
+    return sorted(int(m["step"]) for m in server.history(run["info"]["run_id"], key))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("sweep_mlflow"))
+    s.start()
+    yield s
+    s.stop()
+
+
+# ---------------------------------------------------------------------------------------------- no Ray
+def test_search_space_check_lists_every_bad_combination():
+    spec = space.normalize({
+        "name": "bad", "overrides": space.load("default")["overrides"],
+        "space": {"train.params.config.horizon_length": {"grid": [16, 20]},
+                  "train.params.config.seq_len": {"grid": [4, 3]}},
+    })
+    with pytest.raises(ConfigError) as e:
+        space.check_spec(spec)
+    msg = str(e.value)
+    # 2 x 2 grid: (16,4) fine; (16,3): seq_len; (20,4): minibatch; (20,3): minibatch and seq_len
+    assert "{'train.params.config.horizon_length': 16, 'train.params.config.seq_len': 4}" not in msg
+    assert msg.count("minibatch_size (128) must divide num_envs x horizon_length (16 x 20 = 320)") == 2
+    assert msg.count("seq_len (3) must divide horizon_length (16)") == 1
+    assert msg.count("seq_len (3) must divide horizon_length (20)") == 1
+    assert len(e.value.problems) >= 4
+
+    spec["space"]["train.params.config.bogus_key"] = {"grid": [1]}
+    spec["space"]["sigma"] = {"between": [1, 2]}
+    spec["scheduler"] = "pbt"
+    spec["pbt_mutations"] = {"train.params.config.horizon_length": {"grid": [16, 32]}}
+    spec["colour"] = "red"
+    with pytest.raises(ConfigError) as e:
+        space.check_spec(spec)
+    msg = str(e.value)
+    assert "colour: unknown sweep key" in msg
+    assert "space.sigma: must be one of" in msg
+    assert "pbt_mutations.train.params.config.horizon_length: PBT can only mutate" in msg and "structural" in msg
+
+    spec = space.normalize({"name": "bad2", "overrides": ["num_envs=16"],
+                            "points": [{"train.params.config.bogus_key": 1}, {"train.params.config.bounds_los_coef": 2}]})
+    with pytest.raises(ConfigError) as e:
+        space.check_spec(spec)
+    assert "space.train.params.config.bogus_key: unknown config key" in str(e.value)
+    assert "space.train.params.config.bounds_los_coef: unknown config key" in str(e.value)
+
+
+def test_the_shipped_sweeps_pass_their_check():
+    assert len(space.check_spec(space.load("default"))) == 4
+    combos = space.check_spec(space.load("humanoid_gpu"))
+    assert len(combos) == 8 and {tuple(sorted(c)) for c in combos} == {tuple(sorted(DIMS))}
+
+
+def test_cli_check_fails_before_ray_starts(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump({"overrides": ["num_envs=16"], "points": [{"train.params.config.horizon_length": 20}]}))
+    r = subprocess.run([sys.executable, "-m", "sweeps", str(f), "--storage", str(tmp_path / "out")], cwd=tmp_path,
+                       env=env_for(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "must divide num_envs x horizon_length" in r.stderr
+    assert not (tmp_path / "out").exists()  # nothing started
+
+
+# ---------------------------------------------------------------------------------------------- sweeps
+def test_cpu_sweep_parent_and_child_runs(tmp_path, server):
+    spec = tiny_spec("small", epochs=2, points=P[:2], scheduler="asha", asha={"grace_period": 2})
+    r = run_sweep(tmp_path, spec, server)
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert "best trial:" in r.stdout and "mlflow run id" in r.stdout
+    parents, kids = children(server, spec)
+    assert len(parents) == 1 and len(kids) == 2
+    parent = parents[0]
+    assert parent["info"]["status"] == "FINISHED"
+    assert {k["tags"]["mlflow.parentRunId"] for k in kids} == {parent["info"]["run_id"]}
+    for k in kids:
+        assert k["info"]["status"] == "FINISHED", k["tags"]
+        for key in CHILD_KEYS:
+            assert steps(server, k, key) == [1, 2], key
+        assert set(DIMS) <= set(k["params"]), sorted(k["params"])
+        assert k["info"]["run_id"] in r.stdout
+    assert {k["params"]["sigma"] for k in kids} == {"fixed", "learned"}
+    arts = server.artifacts(parent["info"]["run_id"])
+    assert {"results.txt", "results.json", "small.sweep.yaml"} <= set(arts)
+
+
+def test_failing_trials_retry_from_checkpoint_or_end_failed(tmp_path, server):
+    spec = tiny_spec("faults", epochs=3, points=P, max_failures=1, fail=[
+        {"match": {"train.params.config.bounds_loss_coef": 10}, "at_epoch": 2, "attempts": "once"},
+        {"match": {"train.params.config.bounds_loss_coef": 1}, "at_epoch": 2, "attempts": "always"},
+    ])
+    r = run_sweep(tmp_path, spec, server)
+    assert r.returncode == 1, r.stdout[-4000:]  # one trial errored for good
+    assert "restarted from its checkpoint at epoch 1" in r.stdout
+    parents, kids = children(server, spec)
+    assert len(parents) == 1 and parents[0]["info"]["status"] == "FAILED"
+    assert len(kids) == 3, [k["tags"].get("ray_trial_id") for k in kids]  # a retry continues its run
+    by = {k["params"]["train.params.config.bounds_loss_coef"]: k for k in kids}
+    once, always, fine = by["10"], by["1"], by["5"]
+    assert once["info"]["status"] == "FINISHED" and once["tags"]["restored_from_epoch"] == "1"
+    assert steps(server, once) == [1, 2, 3]  # epoch 2 logged once although it ran twice
+    assert always["info"]["status"] == "FAILED"
+    assert steps(server, always) == [1, 2]
+    assert fine["info"]["status"] == "FINISHED" and steps(server, fine) == [1, 2, 3]
+    assert "restored_from_epoch" not in fine["tags"]
+
+
+def test_resume_after_ctrl_c_continues_the_same_runs(tmp_path, server):
+    spec = tiny_spec("resume", epochs=6, points=P[:2])
+    log = tmp_path / "first.log"
+    out = open(log, "wb")
+    p = subprocess.Popen(sweep_cmd(tmp_path, spec, server), cwd=tmp_path, env=env_for(), stdout=out,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + SWEEP_TIMEOUT_S
+        while time.monotonic() < deadline:  # wait for a checkpoint of epoch 2 of some trial
+            if list((tmp_path / "out" / "resume").glob("*/checkpoint_000001")) or p.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert p.poll() is None, log.read_text(errors="replace")[-4000:]
+        os.kill(p.pid, signal.SIGINT)  # Ctrl+C to the driver
+        try:
+            p.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            _kill_group(p)
+    finally:
+        if p.poll() is None:
+            _kill_group(p)
+        out.close()
+    first = log.read_text(errors="replace")
+    assert p.returncode == 130 and "INTERRUPTED" in first and "--resume" in first, first[-3000:]
+    parents, kids = children(server, spec)
+    assert len(parents) == 1 and len(kids) == 2, first[-3000:]
+    done_before = {k["tags"]["ray_trial_id"]: steps(server, k) for k in kids}
+    assert any(s != list(range(1, 7)) for s in done_before.values()), "the sweep ended before the interrupt"
+
+    r = run_sweep(tmp_path, spec, server, "--resume")
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert "resuming" in r.stdout
+    assert "restarted from its checkpoint" in r.stdout  # not from scratch
+    parents2, kids2 = children(server, spec)
+    assert [p["info"]["run_id"] for p in parents2] == [p["info"]["run_id"] for p in parents]
+    assert sorted(k["info"]["run_id"] for k in kids2) == sorted(k["info"]["run_id"] for k in kids)  # no new runs
+    for k in kids2:
+        assert k["info"]["status"] == "FINISHED"
+        for key in CHILD_KEYS:
+            assert steps(server, k, key) == list(range(1, 7)), (key, k["tags"]["ray_trial_id"])  # none twice
+
+
+def _ray(*args, env, sessions: list, timeout=120) -> subprocess.CompletedProcess:
+    """`ray start ...` in a new session: every process it leaves behind keeps that session id, so the
+    test can stop exactly its own Ray processes (never `ray stop`, which stops every Ray on the machine)."""
+    exe = Path(sys.executable).with_name("ray")
+    p = subprocess.Popen([str(exe), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
+    sessions.append(p.pid)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+    return subprocess.CompletedProcess(p.args, p.returncode, out, "")
+
+
+def _stop_cluster(sessions: list) -> None:
+    def mine():
+        pids = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    stat = (d / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[3]) in sessions:  # field 6: session id
+                    pids.append(int(d.name))
+        return pids
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in mine():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and mine():
+            time.sleep(0.2)
+
+
+def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path, server):
+    port = _free_port()
+    tmp = Path("/tmp") / f"rt{port}"  # Ray's socket paths must stay short
+    token = os.urandom(16).hex()
+    env = env_for({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
+    head = ["start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
+            '--resources={"sweep_slot": 1, "node_head": 1}', f"--temp-dir={tmp}", "--disable-usage-stats"]
+    worker = ["start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+              '--resources={"sweep_slot": 1, "node_worker": 1}', "--disable-usage-stats",
+              f"--node-manager-port={_free_port()}", f"--object-manager-port={_free_port()}",
+              f"--min-worker-port={port + 100}", f"--max-worker-port={port + 200}"]
+    sessions: list[int] = []
+    try:
+        r = _ray(*head, env=env, sessions=sessions)
+        assert r.returncode == 0, r.stdout[-4000:]
+        r = _ray(*worker, env=env, sessions=sessions)
+        assert r.returncode == 0, r.stdout[-4000:]
+        spec = tiny_spec("two_nodes", epochs=2, points=P[:2], resources={"cpu": 1, "sweep_slot": 1})
+        r = run_sweep(tmp_path, spec, server, env=dict(env, RAY_ADDRESS=f"127.0.0.1:{port}"))
+        assert r.returncode == 0, r.stdout[-4000:]
+        parents, kids = children(server, spec)
+        assert len(parents) == 1 and len(kids) == 2
+        nodes = {k["tags"]["ray_node_id"] for k in kids}
+        assert len(nodes) == 2, nodes  # one trial per node: each offers one sweep_slot
+        for k in kids:
+            assert k["info"]["status"] == "FINISHED" and steps(server, k) == [1, 2]
+    finally:
+        _stop_cluster(sessions)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_asha_grace_period_longer_than_a_shortened_trial_is_clamped():
+    """A sweep shortened with overrides (fewer reports than asha.grace_period) still starts."""
+    from sweeps.runner import _scheduler
+
+    sched = _scheduler({"scheduler": "asha", "asha": {"grace_period": 50, "reduction_factor": 2}}, 5)
+    assert sched._max_t == 5 and sched._brackets[0]._rungs[-1][0] == 5
