@@ -84,7 +84,7 @@ def _search(spec: dict):
 
         return OptunaSearch(**dict(spec.get("optuna") or {}))
     except (ImportError, AssertionError) as e:
-        raise SystemExit(f"search: optuna needs the optuna package: .venv/bin/pip install optuna ({e})") from None
+        raise SystemExit(f"search: optuna needs the optuna package (installed by `make install`; or pip install optuna==5.0.0): {e}") from None
 
 
 def init_ray(num_cpus: int | None = None):
