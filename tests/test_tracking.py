@@ -479,3 +479,51 @@ def test_session_batches_per_epoch_and_uploads_artifacts_at_most_every_n_epochs(
     assert arts[0] == "/config.yaml" and arts[-3:] == ["checkpoints/latest.pth", "checkpoints/best.pth", "/curves.png"]
     assert rec.calls[-1] == ("end", "FINISHED")
     assert (run_dir / "tracking" / "upload" / "latest.pth").read_bytes() == b"x" * 10
+
+
+def test_sender_process_killed_mid_run_loses_nothing_and_never_outlives_training(tmp_path):
+    """tracking.sender=process (the default): the MLflow client runs in `python -m tracking.worker`.
+    A worker killed between epochs costs nothing: the epoch is spooled, a new worker attaches to the
+    same run and every epoch reaches the store once. The worker exits when the training process dies."""
+    from tracking import open_session
+
+    uri = f"sqlite:///{tmp_path / 'db' / 'mlflow.db'}"
+    config = {"task": {"name": "T"}, "tracking": {"uri": uri, "experiment": "proc", "artifact_every": 0},
+              "train": {"params": {"config": {"horizon_length": 16}}}}
+    s = open_session(config)
+    assert type(s.tracker).__name__ == "ProcessTracker"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    s.start(run_dir, config)
+    for e in range(1, 7):
+        if e == 4:
+            s.flush()
+            os.kill(s.tracker._proc.pid, signal.SIGKILL)
+            s.tracker._proc.wait(timeout=10)
+        s.on_epoch(e, e * 10, {"disc/demo_logit": float(e), "disc/agent_logit": -float(e)})
+    s.end("FINISHED")
+    assert s.tracker.restarts == 1 and s.tracker._proc is None  # end() closed the worker
+    db = sqlite3.connect(tmp_path / "db" / "mlflow.db")
+    try:
+        steps = db.execute("select step, value from metrics where run_uuid = ? and key = 'disc/demo_logit' order by step",
+                           (s.run_id,)).fetchall()
+        (status,) = db.execute("select status from runs where run_uuid = ?", (s.run_id,)).fetchone()
+    finally:
+        db.close()
+    assert steps == [(e, float(e)) for e in range(1, 7)] and status == "FINISHED"
+
+    # SIGKILL of the training process: its worker sees stdin close and exits
+    code = ("import sys,os; sys.path.insert(0, %r); from tracking.remote import ProcessTracker; "
+            "t = ProcessTracker(%r); t.connect('orphan'); print(t._proc.pid, flush=True); os.kill(os.getpid(), 9)")
+    p = subprocess.run([sys.executable, "-c", code % (str(REPO), uri)], capture_output=True, text=True, timeout=120)
+    pid = int(p.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the tracking worker outlived the training process")

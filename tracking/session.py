@@ -35,7 +35,7 @@ from tracking.params import MAX_TAG_VALUE, clip, run_params, run_tags
 from tracking.spool import Spool
 from tracking.store import redact, resolve_uri
 
-DEFAULTS = dict(backend="mlflow", required=True, uri="", experiment="", artifact_every=50, http_retries=0,
+DEFAULTS = dict(backend="mlflow", required=True, uri="", experiment="", sender="process", artifact_every=50, http_retries=0,
                 http_timeout_s=5, artifact_timeout_s=120, probe_every_s=10, end_timeout_s=30)
 
 
@@ -316,6 +316,9 @@ class TrackingSession:
             if end_file.exists():
                 end_file.unlink()
             print(f"tracking: run {self.run_id} ended {status}", flush=True)
+        close = getattr(self.tracker, "close", None)
+        if close is not None:  # the worker process of tracking.sender=process
+            close()
 
     def _write_end(self, status: str, left: dict) -> None:
         d = {
@@ -358,10 +361,16 @@ def open_session(config: dict) -> TrackingSession:
         raise TrackingError(f"tracking.backend: must be mlflow or none, got {backend!r}")
     uri = resolve_uri(t.get("uri"))
     experiment = str(t.get("experiment") or config.get("task", {}).get("name") or "Default")
+    sender = str(t.get("sender") or "process").lower()
+    if sender not in ("process", "thread"):
+        raise TrackingError(f"tracking.sender: must be process or thread, got {sender!r}")
     try:
-        from tracking.mlflow_tracker import MlflowTracker
+        if sender == "process":  # the MLflow client's CPU time on another core (tracking/remote.py)
+            from tracking.remote import ProcessTracker as tracker_cls
+        else:
+            from tracking.mlflow_tracker import MlflowTracker as tracker_cls
 
-        tracker = MlflowTracker(uri, t["http_retries"], t["http_timeout_s"], t["artifact_timeout_s"])
+        tracker = tracker_cls(uri, t["http_retries"], t["http_timeout_s"], t["artifact_timeout_s"])
         tracker.connect(experiment)
     except TrackingUnavailableError as e:
         if t["required"]:
