@@ -201,3 +201,25 @@ def test_mask_resets_match_id_resets(humanoid):
     # the reset envs' AMP observation equals the demonstration sampler's at their reference time
     assert torch.allclose(t.amp_hist[4:, 0], t._sim_obs()[4:], atol=1e-6)
     assert torch.allclose(obs, t._sim_obs().float())
+
+
+@pytest.mark.parametrize("sync_free", [True, False], ids=["mask", "ids"])
+def test_vec_env_amp_obs_is_the_transitions_not_the_reset_states(humanoid, sync_free):
+    """The discriminator must see the transition that ended an episode: the AMP observation the
+    vec env hands out is taken before the resets rewrite the history (it used to be a view of it)."""
+    from isaacgymenvs.learning.vecenv import AMPVecEnv
+
+    t = make_task("HumanoidAMP", dict(numEnvs=4, motion_file="amp_humanoid_walk.npy", episodeLength=3,
+                                      enableEarlyTermination=False, syncFreeResets=sync_free), seed=0)
+    env = AMPVecEnv(t)
+    env.reset()
+    seen = []
+    step = t.step
+    t.step = lambda a: seen.append(step(a)) or seen[-1]  # the task's own step output, before resets
+    prev = t.obs.clone()
+    for i in range(2):
+        obs, _, done, infos = env.step(torch.zeros(4, 28))
+        last_obs = seen[-1][0]
+        assert torch.equal(infos["amp_obs"][:, :105], last_obs) and torch.equal(infos["amp_obs"][:, 105:], prev)
+        prev = obs.clone()
+    assert done.all() and not torch.equal(obs, last_obs)  # all ended at step 2: obs is the reset state's

@@ -210,3 +210,40 @@ def test_agent_gae_and_bound_loss_are_the_tested_pure_functions(tmp_path):
     mu = torch.tensor([[1.5, -2.0, 0.3]])
     assert a.bound_loss(mu).item() == pytest.approx(0.25 + 1.0)
     assert torch.equal(a.bound_loss(mu), amp_math.bound_loss_per_sample(mu))
+
+
+@pytest.mark.parametrize("rnn", [False, True], ids=["mlp", "lstm"])
+def test_sync_free_rollout_equals_rl_games_rollout(tmp_path, rnn):
+    """Our rollout (episode statistics and RNN resets by mask, no dones.nonzero() per step) gives
+    the same batch, bit for bit, as rl_games' own play_steps / play_steps_rnn from the same seed,
+    and the same mean length of the episodes that ended."""
+    from rl_games.common.a2c_common import A2CBase
+
+    over = ["seed=7", "task.env.episodeLength=6", "task.env.stateInit=Random"]
+    if rnn:
+        over += ["train.params.network.rnn={name: lstm, units: 16, layers: 1, before_mlp: False}",
+                 "train.params.config.seq_len=4"]
+    batches, lengths = [], []
+    for original in (False, True):
+        agent = trainer(tmp_path / str(original), *over).agent
+        agent.init_tensors()
+        agent.obs = agent.env_reset()
+        if original:  # rl_games' loop, with the AMP env_step it calls
+            agent._reset_rollout_stats()
+            agent.game_lengths.clear()
+            b = (A2CBase.play_steps_rnn if rnn else A2CBase.play_steps)(agent)
+            lengths.append(float(agent.game_lengths.get_mean()))
+        else:
+            b = agent.play_steps_rnn() if rnn else agent.play_steps()
+            lengths.append(agent._episode_length())
+            assert int(agent._episodes[0]) > 0  # episodes did end (episodeLength=6 < horizon 16)
+        batches.append(b)
+    ours, theirs = batches
+    assert set(ours) == set(theirs)
+    for k in ours:
+        if isinstance(ours[k], torch.Tensor):
+            torch.testing.assert_close(ours[k], theirs[k], rtol=0, atol=0, msg=k)
+        elif k == "rnn_states":
+            for a, b in zip(ours[k], theirs[k]):
+                torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert lengths[0] == pytest.approx(lengths[1], abs=1e-5)

@@ -110,14 +110,67 @@ class AMPAgent(A2CAgent):
         self._n = 0
         # tensors, summed on the device: no host synchronization per step
         self._stats = {"disc_r": [], "task_r": [], "term": 0, "trunc": 0}
+        self._episodes = torch.zeros(3, device=self.ppo_device)  # ended, summed length, summed reward
 
     def play_steps(self):
-        self._reset_rollout_stats()
-        return super().play_steps()
+        return self._play(rnn=False)
 
     def play_steps_rnn(self):
+        return self._play(rnn=True)
+
+    def _play(self, rnn: bool) -> dict:
+        """rl_games' rollout (``play_steps`` / ``play_steps_rnn``) without a host synchronization per
+        step: rl_games finds the finished episodes with ``dones.nonzero()`` every step (for its
+        episode statistics and the RNN state reset); here they are masks, summed on the device and
+        read once per epoch (``episode/length``). Same experience buffer, bootstrap and GAE."""
+        if self.has_central_value or self.use_action_masks:
+            raise NotImplementedError("AMP rollouts support neither a central value network nor action masks")
         self._reset_rollout_stats()
-        return super().play_steps_rnn()
+        eb = self.experience_buffer
+        step_time = 0.0
+        for n in range(self.horizon_length):
+            if rnn and n % self.seq_length == 0:
+                for s, mb_s in zip(self.rnn_states, self.mb_rnn_states):
+                    mb_s[n // self.seq_length, :, :, :] = s
+            res = self.get_action_values(self.obs)
+            if rnn:
+                self.rnn_states = res["rnn_states"]
+            eb.update_data("obses", n, self.obs["obs"])
+            eb.update_data("dones", n, self.dones.byte() if rnn else self.dones)
+            for k in self.update_list:
+                eb.update_data(k, n, res[k])
+            t0 = time.perf_counter()
+            self.obs, rewards, self.dones, infos = self.env_step(res["actions"])
+            step_time += time.perf_counter() - t0
+            shaped = self.rewards_shaper(rewards)
+            if self.value_bootstrap and "time_outs" in infos:
+                shaped.add_(self.gamma * res["values"] * self.cast_obs(infos["time_outs"]).unsqueeze(1).float())
+            eb.update_data("rewards", n, shaped)
+            self.current_rewards.add_(rewards)
+            self.current_shaped_rewards.add_(shaped)
+            self.current_lengths.add_(1)
+            done = self.dones.float()
+            self._episodes += torch.stack(((done.sum(), (self.current_lengths * done).sum(),
+                                            (self.current_rewards[:, 0] * done).sum())))
+            keep = 1.0 - done
+            if rnn and self.zero_rnn_on_done:
+                for s in self.rnn_states:
+                    s.mul_(keep.view(1, -1, 1))
+            self.current_rewards.mul_(keep.unsqueeze(1))
+            self.current_shaped_rewards.mul_(keep.unsqueeze(1))
+            self.current_lengths.mul_(keep)
+        last_values = self.get_values(self.obs)
+        mb_values = eb.tensor_dict["values"]
+        mb_advs = self.discount_values(self.dones.float(), last_values, eb.tensor_dict["dones"].float(), mb_values,
+                                       eb.tensor_dict["rewards"])
+        batch = eb.get_transformed_list(swap_and_flatten01, self.tensor_list)
+        batch["returns"] = swap_and_flatten01(mb_advs + mb_values)
+        batch["played_frames"] = self.batch_size
+        batch["step_time"] = step_time
+        if rnn:
+            batch["rnn_states"] = [mb_s.permute(1, 2, 0, 3).reshape(-1, mb_s.size(0) * mb_s.size(2), mb_s.size(3))
+                                   for mb_s in self.mb_rnn_states]
+        return batch
 
     def env_step(self, actions):
         obs, task_r, dones, infos = super().env_step(actions)
@@ -128,7 +181,7 @@ class AMPAgent(A2CAgent):
         self._amp_buf[self._n] = amp_obs
         self._n += 1
         self._stats["disc_r"].append(disc_r.flatten())
-        self._stats["task_r"].append(task_r.flatten())
+        self._stats["task_r"].append(task_r.flatten().clone())  # the env may hand out the same tensor each step
         self._stats["term"] = self._stats["term"] + infos["terminate"].sum()
         self._stats["trunc"] = self._stats["trunc"] + infos["time_outs"].sum()
         return obs, amp_math.combine_rewards(task_r, disc_r, self.task_reward_w, self.disc_reward_w), dones, infos
@@ -217,6 +270,13 @@ class AMPAgent(A2CAgent):
             "episode/ended": float(ended),
         }
 
+    def _episode_length(self) -> float:
+        """Mean length of the episodes that ended this epoch (the last known mean when none did)."""
+        ended, length, _ = self._episodes.tolist()
+        if ended > 0:
+            self._last_episode_length = length / ended
+        return getattr(self, "_last_episode_length", 0.0)
+
     def epoch_metrics(self, a_losses, c_losses, b_losses, play_time, update_time, total_time) -> dict:
         ds = torch.stack(self._disc_stats).mean(0).tolist() if self._disc_stats else [float("nan")] * 7
         disc_r = torch.cat(self._stats["disc_r"])
@@ -233,7 +293,7 @@ class AMPAgent(A2CAgent):
             "reward/disc": float(disc_r.mean()),
             "reward/disc_std": float(disc_r.std()) if disc_r.numel() > 1 else 0.0,
             "reward/task": float(task_r.mean()),
-            "episode/length": float(torch.as_tensor(self.game_lengths.get_mean()).flatten()[0]) if self.game_lengths.current_size > 0 else 0.0,
+            "episode/length": self._episode_length(),
             "loss/actor": mean(a_losses),
             "loss/critic": mean(c_losses),
             "loss/bounds": mean(b_losses),

@@ -21,6 +21,12 @@ class AMPVecEnv:
         self.observation_space = spaces.Box(-np.inf, np.inf, (task.num_obs,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (task.num_actions,), dtype=np.float32)
         self.amp_observation_space = spaces.Box(-np.inf, np.inf, (task.num_amp_obs,), dtype=np.float32)
+        # The whole environment step (physics, observations, termination, resets by mask) as one
+        # callable the simulator may capture as a CUDA graph; not across devices (a copy to the
+        # host cannot be captured) nor with resets by env ids (their count is read on the host).
+        same_device = torch.device(task.device) == self.rl_device
+        self._step_fn = task.sim.graphed(self._step, generators=(task.generator,)) \
+            if same_device and task.sync_free_resets else self._step
 
     def get_env_info(self) -> dict:
         return {
@@ -50,15 +56,16 @@ class AMPVecEnv:
         return self._out(self.task.reset())
 
     def step(self, actions: torch.Tensor):
-        obs, reward, terminated, truncated = self.task.step(actions.to(self.task.device))
-        infos = {
-            "amp_obs": self._out(self.task.amp_obs),
-            "terminate": terminated.to(self.rl_device),
-            "time_outs": truncated.to(self.rl_device),
-        }
+        obs, reward, done, terminated, truncated, amp_obs = self._step_fn(actions.to(self.task.device, torch.float32))
+        return obs, reward, done, {"amp_obs": amp_obs, "terminate": terminated, "time_outs": truncated}
+
+    def _step(self, actions: torch.Tensor):
+        obs, reward, terminated, truncated = self.task.step(actions)
+        amp_obs = self._out(self.task.amp_obs).clone()  # the transition's, before the resets rewrite the history
         done = terminated | truncated
         obs, _ = self.task.reset_done()  # no host-side test of `done`: the task resets by mask on a GPU
-        return self._out(obs), self._out(reward), done.to(self.rl_device), infos
+        rl = self.rl_device
+        return self._out(obs), self._out(reward), done.to(rl), terminated.to(rl), truncated.to(rl), amp_obs
 
     def fetch_amp_obs_demo(self, n: int) -> torch.Tensor:
         return self._out(self.task.amp_obs_demo(n))

@@ -92,7 +92,8 @@ class MotionLib:
         self.dtype = dtype
         self.clips = clips
         self.skeleton = skeleton.to(self.device)
-        self.key_body_ids = skeleton.body_index(key_bodies)
+        # a device tensor: indexing with a Python list would copy it from the host on every call
+        self.key_body_ids = torch.tensor(skeleton.body_index(key_bodies), device=self.device)
         f = dict(device=self.device, dtype=dtype)
         cat = lambda name: torch.cat([torch.as_tensor(getattr(c, name), **f) for c in clips])  # noqa: E731
         self._root_pos = cat("root_pos")
@@ -108,6 +109,7 @@ class MotionLib:
         self.durations = torch.tensor([c.duration_s for c in clips], **f)
         w = torch.tensor(weights, dtype=torch.float64)
         self.weights = (w / w.sum()).to(self.device)
+        self._cdf = torch.cumsum(self.weights, 0)
 
     @classmethod
     def from_file(cls, motion_file, skeleton, model, key_bodies, device="cpu", trust=False, ground="rolling_min"):
@@ -119,7 +121,10 @@ class MotionLib:
         return len(self.clips)
 
     def sample_motions(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        # inverse CDF: the same distribution as torch.multinomial(weights, n, replacement=True),
+        # with shapes fixed by n and no host synchronization (a captured CUDA graph can replay it)
+        u = torch.rand(n, device=self.weights.device, dtype=self._cdf.dtype, generator=generator)
+        return torch.searchsorted(self._cdf, u * self._cdf[-1], right=True).clamp_max(self._cdf.numel() - 1)
 
     def sample_time(self, motion_ids: torch.Tensor, truncate_time: float = 0.0, generator=None) -> torch.Tensor:
         u = torch.rand(motion_ids.shape, device=self.device, dtype=self.dtype, generator=generator)

@@ -89,11 +89,14 @@ class SimBackend(ABC):
         root_ang_vel_w: torch.Tensor,
         dof_pos: torch.Tensor,
         dof_vel: torch.Tensor,
+        mask: torch.Tensor | None = None,
     ) -> None:
         """Set the full state of ``env_ids`` [M]; every other tensor is [M, ...]. Others are untouched.
 
-        ``env_ids=None`` writes every environment (tensors [N, ...]) without looking at ids on
-        the host, which keeps a GPU backend free of synchronizations."""
+        ``env_ids=None`` takes tensors [N, ...] for every environment without looking at ids on
+        the host, which keeps a GPU backend free of synchronizations: all environments are
+        written, or with ``mask`` [N] bool only those where it is true (the others keep their
+        state bit for bit, solver warm start included)."""
 
     @abstractmethod
     def set_pd_targets(self, targets: torch.Tensor) -> None:
@@ -101,7 +104,17 @@ class SimBackend(ABC):
 
     @abstractmethod
     def step(self) -> None:
-        """Advance every environment by one control step (``substeps`` physics steps)."""
+        """Advance every environment by one control step (``substeps`` physics steps). Afterwards
+        the body positions are those of the new state (as after ``write_state``) and the contact
+        forces those of the last substep."""
+
+    def graphed(self, fn, generators=()):
+        """A callable doing what ``fn(*tensors)`` does. A GPU backend may capture ``fn`` once
+        (its torch and simulator kernels as one CUDA graph, replayed per call, returning the same
+        output tensors each time); ``fn`` must then update its state in place, synchronize nothing
+        with the host, and draw random numbers only from the default generator and ``generators``.
+        The default runs ``fn`` as it is."""
+        return fn
 
     def close(self) -> None:
         pass

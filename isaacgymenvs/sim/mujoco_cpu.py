@@ -107,12 +107,17 @@ class MujocoCpuBackend(SimBackend):
         ids = np.fromiter(env_ids, dtype=np.int64)
         self._ang_w[ids] = _quat_rotate_np(self._qpos[ids, 3:7], self._qvel[ids, 3:6])
 
-    def write_state(self, env_ids, root_pos_w, root_quat_w, root_lin_vel_w, root_ang_vel_w, dof_pos, dof_vel):
-        ids = np.arange(self.num_envs) if env_ids is None else torch.as_tensor(env_ids).long().cpu().numpy()
-        if ids.size and (ids.min() < 0 or ids.max() >= self.num_envs):
-            raise IndexError(f"env ids must lie in [0, {self.num_envs}), got {ids.min()}..{ids.max()}")
+    def write_state(self, env_ids, root_pos_w, root_quat_w, root_lin_vel_w, root_ang_vel_w, dof_pos, dof_vel, mask=None):
         cpu = lambda x: torch.as_tensor(x).detach().cpu().double().numpy()  # noqa: E731
-        rp, rq, rv, rw, dp, dv = map(cpu, (root_pos_w, root_quat_w, root_lin_vel_w, root_ang_vel_w, dof_pos, dof_vel))
+        if env_ids is None:
+            ids = np.arange(self.num_envs) if mask is None else np.flatnonzero(torch.as_tensor(mask).cpu().numpy())
+            rows = ids  # the tensors hold every env
+        else:
+            ids = torch.as_tensor(env_ids).long().cpu().numpy()
+            rows = np.arange(ids.size)
+            if ids.size and (ids.min() < 0 or ids.max() >= self.num_envs):
+                raise IndexError(f"env ids must lie in [0, {self.num_envs}), got {ids.min()}..{ids.max()}")
+        rp, rq, rv, rw, dp, dv = (cpu(x)[rows] for x in (root_pos_w, root_quat_w, root_lin_vel_w, root_ang_vel_w, dof_pos, dof_vel))
         rq = rq / np.linalg.norm(rq, axis=-1, keepdims=True)
         conj = rq * np.array([1.0, -1.0, -1.0, -1.0])
         rw_body = _quat_rotate_np(conj, rw)
@@ -138,7 +143,8 @@ class MujocoCpuBackend(SimBackend):
             d = self._datas[i]
             d.ctrl[:] = self._ctrl[i]
             mujoco.mj_step(m, d, nstep=self.substeps)
-            mujoco.mj_rnePostConstraint(m, d)
+            mujoco.mj_rnePostConstraint(m, d)  # contact forces of the last substep
+            mujoco.mj_kinematics(m, d)  # body positions of the new state (mj_step leaves the previous ones)
         self._read(chunk)
 
     def step(self):

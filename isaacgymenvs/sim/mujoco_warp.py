@@ -84,6 +84,8 @@ class MujocoWarpBackend(SimBackend):
             torch.cuda.set_stream(wp.stream_to_torch(wp.get_stream(self._wp_device)))
         self._use_graph = self.device.type == "cuda" if use_graph is None else use_graph
         self._graph = None
+        self._inline = False  # True while an outer capture (graphed) records the physics launches
+        self._conj = torch.tensor([1.0, -1.0, -1.0, -1.0], device=self.device)
         self._refresh()
 
     # --- state ---
@@ -126,7 +128,8 @@ class MujocoWarpBackend(SimBackend):
     def _physics(self) -> None:
         for _ in range(self.substeps):
             self._mjw.step(self.mw, self.dw)
-        self._mjw.rne_postconstraint(self.mw, self.dw)
+        self._mjw.rne_postconstraint(self.mw, self.dw)  # contact forces of the last substep
+        self._mjw.kinematics(self.mw, self.dw)  # body positions of the new state (step leaves the previous ones)
 
     def _refresh(self) -> None:
         self._ang_w.copy_(quat_rotate(self._qpos[:, 3:7], self._qvel[:, 3:6]))
@@ -134,7 +137,7 @@ class MujocoWarpBackend(SimBackend):
     def step(self):
         wp = self._wp
         with self._stream():
-            if not self._use_graph:
+            if not self._use_graph or self._inline:
                 self._physics()
             else:
                 if self._graph is None:
@@ -152,7 +155,7 @@ class MujocoWarpBackend(SimBackend):
                 wp.capture_launch(self._graph)
         self._refresh()
 
-    def write_state(self, env_ids, root_pos_w, root_quat_w, root_lin_vel_w, root_ang_vel_w, dof_pos, dof_vel):
+    def write_state(self, env_ids, root_pos_w, root_quat_w, root_lin_vel_w, root_ang_vel_w, dof_pos, dof_vel, mask=None):
         if env_ids is None:
             ids = slice(None)  # every env: no host synchronization
         else:
@@ -161,12 +164,16 @@ class MujocoWarpBackend(SimBackend):
                 raise IndexError(f"env ids must lie in [0, {self.num_envs}), got {int(ids.min())}..{int(ids.max())}")
         f = lambda x: torch.as_tensor(x, device=self.device, dtype=torch.float32)  # noqa: E731
         q = torch.nn.functional.normalize(f(root_quat_w), dim=-1)
-        conj = q * torch.tensor([1.0, -1.0, -1.0, -1.0], device=self.device)
+        conj = q * self._conj
         qpos = torch.cat((f(root_pos_w), q, f(dof_pos)), dim=-1)
         qvel = torch.cat((f(root_lin_vel_w), quat_rotate(conj, f(root_ang_vel_w)), f(dof_vel)), dim=-1)
         if env_ids is None:
-            # Every env is rewritten; only those whose state changes lose their solver warm start.
-            changed = ((qpos != self._qpos).any(-1) | (qvel != self._qvel).any(-1)).unsqueeze(-1)
+            # With a mask only those envs are written (the others keep their state bit for bit);
+            # without, every env is, and those whose state changes lose their solver warm start.
+            changed = (mask.to(self.device, torch.bool) if mask is not None else
+                       (qpos != self._qpos).any(-1) | (qvel != self._qvel).any(-1)).unsqueeze(-1)
+            qpos = torch.where(changed, qpos, self._qpos)
+            qvel = torch.where(changed, qvel, self._qvel)
             self._warm.copy_(torch.where(changed, torch.zeros_like(self._warm), self._warm))
             self._cfrc.copy_(torch.where(changed.unsqueeze(-1), torch.zeros_like(self._cfrc), self._cfrc))
         else:
@@ -178,8 +185,71 @@ class MujocoWarpBackend(SimBackend):
             self._mjw.kinematics(self.mw, self.dw)  # body positions of the new states
         self._refresh()
 
+    def graphed(self, fn, generators=()):
+        if not self._use_graph:
+            return fn
+        return _GraphedCall(self, fn, generators)
+
     def set_pd_targets(self, targets):
         t = torch.as_tensor(targets, device=self.device, dtype=torch.float32)
         if t.shape != (self.num_envs, self.num_dof):
             raise ValueError(f"PD targets must be [{self.num_envs}, {self.num_dof}], got {tuple(t.shape)}")
         self._ctrl.copy_(t[:, self._act_dof])
+
+
+class _GraphedCall:
+    """``fn`` as one CUDA graph of its torch and warp kernels (the physics launched inline).
+
+    The first two calls run eagerly (kernels compiled and loaded, the physics graph and cuBLAS
+    set up); the third captures ``fn`` on the shared torch/warp stream and every call from then
+    on copies its input tensors into the captured inputs and replays the graph: one launch per
+    control step instead of several hundred. If the capture fails (an operation that cannot be
+    captured), it says why once and runs ``fn`` eagerly from then on.
+    """
+
+    WARMUP_CALLS = 2
+
+    def __init__(self, backend: MujocoWarpBackend, fn, generators=()):
+        self.b, self.fn = backend, fn
+        self.generators = tuple(g for g in generators if g is not None)
+        self.calls = 0
+        self.graph = None
+        self.inputs: list[torch.Tensor] = []
+        self.out = None
+        self.wp_graph = None  # holds what warp allocated during the capture (the graph uses it)
+        self.error: str | None = None
+
+    def __call__(self, *args):
+        if self.graph is not None:
+            for dst, src in zip(self.inputs, args):
+                dst.copy_(src)
+            self.graph.replay()
+            return self.out
+        self.calls += 1
+        if self.error is None and self.calls > self.WARMUP_CALLS:
+            try:
+                self._capture(args)
+            except Exception as e:  # noqa: BLE001 - any capture failure: run eagerly, say so
+                self.error = f"{type(e).__name__}: {e}"
+                print(f"mujoco_warp: the environment step could not be captured as a CUDA graph ({self.error}); "
+                      "it runs eagerly (slower)", flush=True)
+            else:
+                return self(*args)
+        return self.fn(*args)
+
+    def _capture(self, args) -> None:
+        wp, b = self.b._wp, self.b
+        self.inputs = [a.clone() for a in args]
+        g = torch.cuda.CUDAGraph()
+        for gen in self.generators:
+            g.register_generator_state(gen)
+        stream = torch.cuda.current_stream(b.device)
+        b._inline = True
+        try:
+            with torch.cuda.graph(g, stream=stream, capture_error_mode="thread_local"):
+                with wp.ScopedCapture(device=b._wp_device, stream=wp.get_stream(b._wp_device), external=True,
+                                      capture_mode=wp.CaptureMode.THREAD_LOCAL) as cap:
+                    out = self.fn(*self.inputs)
+        finally:
+            b._inline = False
+        self.graph, self.out, self.wp_graph = g, out, cap.graph

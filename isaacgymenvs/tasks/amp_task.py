@@ -50,9 +50,9 @@ class AMPTaskConfig:
     #: Height of the root in the default pose (m).
     defaultRootHeight: float = 0.89
     #: Reset finished episodes by mask, without host synchronization (draws states for every
-    #: env each step). Off by default: measured slower at 4096 envs on an H100 while the step's
-    #: kernel launches, not synchronizations, limit the rollout (BENCHMARKS.md).
-    syncFreeResets: bool = False
+    #: env each step), so that the whole environment step can be captured as one CUDA graph
+    #: (SimBackend.graphed). False: reset by env ids (one synchronization per step).
+    syncFreeResets: bool = True
 
 
 class AMPTask:
@@ -209,8 +209,8 @@ class AMPTask:
 
     def reset_mask(self, mask: torch.Tensor) -> None:
         """Reset the envs where ``mask`` [N] is true without looking at it on the host: new states
-        are drawn for every env and written where the mask is set (the others are rewritten
-        unchanged)."""
+        are drawn for every env (fixed shapes) and written where the mask is set; the others
+        keep their state and observation."""
         N, k = self.num_envs, self.cfg.numAMPObsSteps
         ref = self._choose_ref(N)
         ids = self.motion_lib.sample_motions(N, self.generator)
@@ -225,10 +225,8 @@ class AMPTask:
         default[1][:, 0] = 1.0
         default += [self.default_dof_pos.expand(N, -1), torch.zeros(N, self.num_actions, device=self.device)]
         drawn = (st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel)
-        current = (s.root_pos_w, s.root_quat_w, s.root_lin_vel_w, s.root_ang_vel_w, s.dof_pos, s.dof_vel)
         r, m = ref.unsqueeze(-1), mask.unsqueeze(-1)
-        new = [torch.where(m, torch.where(r, a, b).to(c.dtype), c) for a, b, c in zip(drawn, default, current)]
-        s.write_state(None, *new)
+        s.write_state(None, *[torch.where(r, a, b) for a, b in zip(drawn, default)], mask=mask)
         obs = self._sim_obs()
         hist = obs.unsqueeze(1).expand(N, k - 1, self.num_obs)
         if k > 1:
@@ -237,11 +235,12 @@ class AMPTask:
             hist = torch.where(r.unsqueeze(-1), ref_hist.reshape(N, k - 1, self.num_obs), hist)
         self.amp_hist[:, 1:] = torch.where(m.unsqueeze(-1), hist, self.amp_hist[:, 1:])
         self.amp_hist[:, 0] = torch.where(m, obs, self.amp_hist[:, 0])
-        self.obs[:] = obs
-        self.progress = torch.where(mask, torch.zeros_like(self.progress), self.progress)
-        self.ref_reset = torch.where(mask, ref, self.ref_reset)
-        self.terminated = self.terminated & ~mask
-        self.truncated = self.truncated & ~mask
+        self.obs[:] = torch.where(m, obs, self.obs)
+        # state is updated in place: a captured step (SimBackend.graphed) replays into these tensors
+        self.progress.masked_fill_(mask, 0)
+        self.ref_reset.copy_(torch.where(mask, ref, self.ref_reset))
+        self.terminated &= ~mask
+        self.truncated &= ~mask
 
     def reset_done(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Reset every environment whose episode ended; returns (obs, which envs were reset:
@@ -266,11 +265,11 @@ class AMPTask:
         self.amp_hist[:, 1:] = self.amp_hist[:, :-1].clone()
         self.amp_hist[:, 0] = obs
         if self.cfg.enableEarlyTermination:
-            self.terminated = terms.fall_termination(
+            self.terminated.copy_(terms.fall_termination(
                 self.sim.contact_forces_w, self.sim.body_pos_w, self.allowed_contact, self.cfg.terminationHeight, self.progress
-            )
+            ))
         else:
-            self.terminated = torch.zeros_like(self.terminated)
-        self.truncated = (self.progress >= self.cfg.episodeLength - 1) & ~self.terminated
+            self.terminated.zero_()
+        self.truncated.copy_((self.progress >= self.cfg.episodeLength - 1) & ~self.terminated)
         reward = torch.ones(self.num_envs, device=self.device)  # IsaacGymEnvs' constant task reward
         return self.obs.clone(), reward, self.terminated.clone(), self.truncated.clone()

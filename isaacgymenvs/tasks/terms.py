@@ -167,7 +167,7 @@ def fall_termination(
     force component above ``force_threshold`` **and** some such body is below
     ``termination_height``; never in the first two steps of an episode.
     ``allowed_contact`` is a ``[B]`` bool mask (feet)."""
-    forbidden = ~allowed_contact
-    touching = (contact_forces_w[:, forbidden].abs() > force_threshold).any(dim=-1).any(dim=-1)
-    low = (body_pos_w[:, forbidden, 2] < termination_height).any(dim=-1)
+    forbidden = ~allowed_contact  # masks, not boolean indexing: no host synchronization
+    touching = ((contact_forces_w.abs() > force_threshold).any(dim=-1) & forbidden).any(dim=-1)
+    low = ((body_pos_w[..., 2] < termination_height) & forbidden).any(dim=-1)
     return touching & low & (progress > 1)
