@@ -1,16 +1,23 @@
 """Run an exported ONNX policy in the MuJoCo C library on the CPU, without torch: the deployment check.
 
     python -m isaacgymenvs.sim2sim policy=EXPORT_DIR [episodes=10] [motion=CLIP] [video=out.gif] [seed=0]
+    python -m isaacgymenvs.sim2sim policy=models:/HumanoidAMP-policy@champion [episodes=10] [video=out.gif|none]
 
 ``EXPORT_DIR`` is what ``python -m isaacgymenvs.export`` wrote (``policy.onnx`` + ``policy.json``).
+A ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI (what ``make promote`` registers) is
+downloaded from the MLflow store (``MLFLOW_TRACKING_URI``, else the embedded one); the JSON and the
+video (rendered by default, ``video=none`` skips it) are logged to the model version's run under
+``sim2sim/v<version>/``, and the numbers become tags of the version.
+
 Episodes start from reference states of the clip (random times), run the policy's mean action
 through the PD law in ``policy.json`` at its control period, and end by a fall (a non-foot body
 touching something below ``termination_height``) or after ``episode_length`` steps. It prints JSON
 with ``fall_rate`` and ``motion_nn_dist`` (as the trainer's ``eval/*``), and renders the first
 episode offscreen to a GIF (``MUJOCO_GL=egl`` or ``osmesa`` on a machine without a display).
 
-Everything here is numpy, onnxruntime and mujoco: the same observation as the trainer's
-(``isaacgymenvs.tasks.terms``), written again without torch, and checked against it by the tests.
+Everything here is numpy, onnxruntime and mujoco (and MLflow, through ``tracking``, for a
+``models:/`` URI): the same observation as the trainer's (``isaacgymenvs.tasks.terms``), written
+again without torch, and checked against it by the tests.
 """
 
 from __future__ import annotations
@@ -221,22 +228,60 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
     return out
 
 
+def run_registered(model_uri: str, episodes: int = 10, motion: str | None = None, video: str | None = "", seed: int = 0,
+                   tracking_uri: str | None = None) -> dict:
+    """:func:`run` on a registered model version (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``).
+
+    The version's export folder is downloaded into a temporary folder; the result JSON and the
+    video (``video=""``: rendered into the temporary folder; None: none) are logged to the version's
+    run under ``sim2sim/v<version>/`` and the numbers set as ``sim2sim.*`` tags of the version.
+    MLflow is reached through ``tracking`` (imported here, never torch)."""
+    import tempfile
+
+    from tracking import resolve_uri
+    from tracking.registry import Registry, parse_models_uri
+    from tracking.store import redact
+
+    parse_models_uri(model_uri)  # a malformed URI is an error before any store is opened
+    reg = Registry(resolve_uri(tracking_uri or ""))
+    mv = reg.resolve(model_uri)
+    with tempfile.TemporaryDirectory(prefix="sim2sim-") as tmp:
+        policy_dir = reg.download_policy(mv, Path(tmp) / "model")
+        out_video = (str(Path(tmp) / f"sim2sim_v{mv.version}.gif") if video == "" else video) or None
+        res = run(policy_dir, episodes, motion, out_video, seed)
+        res.update(policy=model_uri, model=mv.name, model_version=int(mv.version), tracking_uri=redact(reg.uri))
+        if out_video:
+            res["video_artifact"] = f"sim2sim/v{mv.version}/{Path(out_video).name}"
+            if video == "":
+                res.pop("video", None)  # the temporary file: only the logged artifact remains
+        res["logged_to_run"] = reg.log_evaluation(mv, res, [out_video] if out_video else [])
+    return res
+
+
 def main(argv=None) -> int:
     from isaacgymenvs.utils.cli import parse_kv, run_json
 
     args = parse_kv(sys.argv[1:] if argv is None else argv, {"policy", "episodes", "motion", "video", "seed"}, {"policy"})
     if args is None:
-        print("usage: python -m isaacgymenvs.sim2sim policy=EXPORT_DIR [episodes=N] [motion=CLIP] [video=out.gif] [seed=S]",
-              file=sys.stderr)
+        print("usage: python -m isaacgymenvs.sim2sim policy=EXPORT_DIR|models:/NAME@ALIAS [episodes=N] [motion=CLIP] "
+              "[video=out.gif|none] [seed=S]", file=sys.stderr)
         return 2
+    video = args.get("video")
+    if video is not None and video.strip().lower() in ("", "none", "0", "false", "no"):
+        video = None
+
+    def go() -> dict:
+        episodes, seed, motion = int(args.get("episodes", 10)), int(args.get("seed", 0)), args.get("motion")
+        if args["policy"].startswith("models:/"):  # the registry; a video unless video=none
+            return run_registered(args["policy"], episodes, motion, "" if "video" not in args else video, seed)
+        return run(args["policy"], episodes, motion, video, seed)
+
+    errors: tuple = (FileNotFoundError, ValueError)
     if args["policy"].startswith("models:/"):
-        print("error: models:/ registry URIs are not supported by this version yet; pass a local export folder "
-              "(python -m isaacgymenvs.export checkpoint=... writes one)", file=sys.stderr)
-        return 2
-    return run_json(
-        lambda: run(args["policy"], int(args.get("episodes", 10)), args.get("motion"), args.get("video"), int(args.get("seed", 0))),
-        (FileNotFoundError, ValueError),
-    )
+        from tracking import TrackingError
+
+        errors += (TrackingError,)
+    return run_json(go, errors)
 
 
 if __name__ == "__main__":

@@ -62,8 +62,13 @@ def test_sim2sim_reports_and_renders(exported, tmp_path):
     assert frame.std() > 5.0  # not a blank image: the character and the floor are drawn
 
 
-def test_bad_inputs(tmp_path, capsys):
+def test_bad_inputs(tmp_path, capsys, monkeypatch):
     assert sim2sim.main([f"policy={tmp_path}"]) == 1
     assert "no policy.onnx" in capsys.readouterr().err
-    assert sim2sim.main(["policy=models:/HumanoidAMP-policy@champion"]) == 2
+    # models:/ URIs go to the MLflow store (tests/test_promote.py); one that does not exist is an error, not a new store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none' / 'mlflow.db'}")
+    assert sim2sim.main(["policy=models:/HumanoidAMP-policy@champion"]) == 1
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    assert sim2sim.main(["policy=models:/HumanoidAMP-policy"]) == 1
+    assert "models:/NAME@ALIAS" in capsys.readouterr().err
     assert sim2sim.main([]) == 2

@@ -33,7 +33,7 @@ DIMS = ("train.params.config.bounds_loss_coef", "train.params.config.horizon_len
 
 
 def tiny_spec(name: str, epochs: int, points: list[dict], **kw) -> dict:
-    base = space.load("default")
+    base = space.load("lstm_cpu")
     spec = {k: base[k] for k in ("metric", "mode", "overrides", "resources")}
     spec["overrides"] = [o for o in base["overrides"] if not o.startswith("max_iterations=")] + [f"max_iterations={epochs}"]
     spec.update(name=name, experiment=f"sweep_{name}", points=points, max_concurrent_trials=2, scheduler="fifo",
@@ -109,7 +109,7 @@ def server(tmp_path_factory):
 # ---------------------------------------------------------------------------------------------- no Ray
 def test_search_space_check_lists_every_bad_combination():
     spec = space.normalize({
-        "name": "bad", "overrides": space.load("default")["overrides"],
+        "name": "bad", "overrides": space.load("lstm_cpu")["overrides"],
         "space": {"train.params.config.horizon_length": {"grid": [16, 20]},
                   "train.params.config.seq_len": {"grid": [4, 3]}},
     })

@@ -162,7 +162,14 @@ def export(checkpoint, out=None, batch: int = 256, seed: int = 0) -> dict:
     if "network" not in meta:
         raise ExportError(f"checkpoint {str(checkpoint)!r} has no network description (saved by an older version); "
                           "resume it for one epoch to write a new checkpoint, then export that")
+    if meta["network"].get("rnn"):
+        raise ExportError(f"checkpoint {str(checkpoint)!r} holds a recurrent policy (network.rnn={meta['network']['rnn']}); "
+                          "export writes MLP policies only (train without train.params.network.rnn to export one)")
     state = ckpt["model"]
+    bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ExportError(f"checkpoint {str(checkpoint)!r} has NaN or infinite values in {', '.join(bad[:4])}"
+                          f"{' ...' if len(bad) > 4 else ''} (the training diverged); export an earlier checkpoint")
     out = Path(out) if out else checkpoint.parent.parent / "export" / checkpoint.stem
     out.mkdir(parents=True, exist_ok=True)
 

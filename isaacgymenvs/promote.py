@@ -1,0 +1,192 @@
+"""Promote the best trial of a sweep to the MLflow model registry (``make promote``).
+
+    python -m isaacgymenvs.promote [sweep=default] [metric=eval/motion_nn_dist] [mode=min|max] [force=1]
+                                   [storage=sweeps_out] [uri=TRACKING_URI]
+
+1. The sweep: ``<storage>/<sweep>/sweep.json`` (written by ``make sweep``) names its MLflow parent run,
+   tracking URI, experiment, metric and mode. Everything else comes from MLflow, so trials that ran
+   on other nodes count the same.
+2. The best trial: among the parent's FINISHED child runs, the best latest value of ``metric``
+   (default: the sweep's, with its mode; another metric ranks by ``min`` unless ``mode=max``;
+   never ``disc/*`` or ``reward/*``: discriminator logits and rewards are not comparable between runs).
+3. Its checkpoint artifact (``checkpoints/best.pth``, else ``latest.pth``) is exported
+   (``isaacgymenvs.export``: four files and their self-check) and registered as a new version of
+   ``<task>-policy`` with tags for the sweep, trial, params, metrics and the check. A version is
+   identified by (source run, checkpoint sha256): promoting the same checkpoint again registers
+   nothing.
+4. The alias ``champion`` moves to that version only if its metric is strictly better than the
+   champion's (``force=1``: always). A checkpoint that fails export or its check is never
+   registered, so the alias cannot point at it.
+
+Prints one JSON object (stdout); the ranking and the decision go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from isaacgymenvs.utils.cli import parse_kv, run_json
+
+USAGE = ("usage: python -m isaacgymenvs.promote [sweep=NAME] [metric=eval/...] [mode=min|max] [force=1] "
+         "[storage=DIR] [uri=TRACKING_URI]")
+DEFAULT_STORAGE = Path(__file__).resolve().parents[1] / "sweeps_out"
+
+
+class PromoteError(ValueError):
+    pass
+
+
+def _say(msg: str) -> None:
+    print(f"promote: {msg}", file=sys.stderr, flush=True)
+
+
+def load_sweep(name: str, storage=None) -> dict:
+    storage = Path(storage or DEFAULT_STORAGE)
+    f = storage / name / "sweep.json"
+    if not f.is_file():
+        known = sorted(p.parent.name for p in storage.glob("*/sweep.json")) if storage.is_dir() else []
+        raise PromoteError(f"sweep {name!r}: no {f} (sweeps there: {', '.join(known) or 'none'}); run "
+                           f"`make sweep SWEEP={name}` first, or pass storage=DIR where it ran")
+    state = json.loads(f.read_text())
+    missing = {"parent_run_id", "uri", "experiment", "spec"} - set(state)
+    if missing:
+        raise PromoteError(f"{f} lacks {sorted(missing)}: not written by this version of `make sweep`")
+    return state
+
+
+def _trial_params(spec: dict, run) -> dict:
+    keys = list((spec.get("space") or {}).keys())
+    for p in spec.get("points") or []:
+        keys += [k for k in p if k not in keys]
+    params = run.data.params
+    return {k: params[k] for k in keys if k in params}
+
+
+def _flag(v) -> bool:
+    return str(v).strip().lower() in ("1", "true", "yes", "y")
+
+
+def promote(sweep: str = "default", metric: str | None = None, mode: str | None = None, force: bool = False,
+            storage=None, uri: str | None = None, alias: str | None = None) -> dict:
+    from tracking import registry as reg
+    from tracking.store import redact
+
+    alias = alias or reg.CHAMPION
+    state = load_sweep(sweep, storage)
+    spec = state["spec"]
+    metric = metric or spec.get("metric") or "eval/motion_nn_dist"
+    mode = mode or (spec.get("mode") if metric == spec.get("metric") else None) or "min"
+    reg.check_metric(metric)
+    r = reg.Registry(uri or state["uri"])
+    ranked = r.rank(r.sweep_trials(state["experiment"], state["parent_run_id"]), metric, mode, sweep)
+    _say(f"sweep {sweep!r} (parent run {state['parent_run_id']}): finished trials by {metric} ({mode}):")
+    for value, run in ranked:
+        _say(f"  {value:12.5g}  {run.info.run_id}  {run.info.run_name}")
+    value, run = ranked[0]
+    rid = run.info.run_id
+    task = run.data.tags.get("task") or run.data.params.get("task.name")
+    if not task:
+        raise PromoteError(f"run {rid} has no task tag or task.name param: not a training run of this project")
+    name = reg.model_name(task)
+
+    with tempfile.TemporaryDirectory(prefix="promote-") as tmp:
+        ckpt, art = r.download_checkpoint(run, Path(tmp) / "download")
+        digest = reg.sha256(ckpt)
+        mv = r.find_version(name, rid, digest)
+        registered = mv is None
+        check = None
+        if mv is not None:
+            _say(f"{art} of run {rid} is already version {mv.version} of {name}: nothing new registered")
+        else:
+            from isaacgymenvs.export import ExportError, export
+            from isaacgymenvs.learning.amp_agent import CheckpointError
+
+            out = Path(tmp) / reg.POLICY_DIR
+            try:
+                check = export(ckpt, out)
+            except (ExportError, CheckpointError) as e:
+                msg = str(e).replace(str(ckpt), f"runs:/{rid}/{art}")  # the artifact, not the temporary download
+                raise PromoteError(f"trial {run.info.run_name}: {msg}; nothing registered, {alias} unchanged") from e
+            info = json.loads((out / "policy.json").read_text())
+            info.update(source_checkpoint=f"runs:/{rid}/{art}", source_run_id=rid)
+            (out / "policy.json").write_text(json.dumps(info, indent=2))
+            epoch = run.data.tags.get(f"checkpoint.{Path(art).stem}_epoch", str(info.get("epoch", "")))
+            tags = {
+                "task": task, "sweep": sweep, "sweep_parent_run_id": state["parent_run_id"],
+                "trial_id": run.data.tags.get("ray_trial_id", ""), "trial_name": run.info.run_name or "",
+                "source_run_id": rid, "source_experiment": state["experiment"],
+                "checkpoint": art, "checkpoint_epoch": epoch, "checkpoint_sha256": digest,
+                "promote.metric": metric, "promote.mode": mode, "promote.value": repr(value),
+                "export.check": check["check"], "export.max_abs_err_onnx": repr(check["max_abs_err_policy_onnx"]),
+                "export.max_abs_err_pt": repr(check["max_abs_err_policy_pt"]),
+                **{f"metric.{k}": repr(v) for k, v in sorted(run.data.metrics.items()) if k.startswith("eval/")},
+                **{f"param.{k}": v for k, v in _trial_params(spec, run).items()},
+            }
+            desc = (f"sweep {sweep}, trial {run.info.run_name}: {metric} = {value:.5g} ({mode}); {art} (epoch {epoch}) "
+                    f"of run {rid}")
+            mv = r.register(name, out, run, tags, desc)
+            _say(f"registered {name} version {mv.version} from {art} of run {rid} ({metric} = {value:.5g})")
+
+    moved, reason, champ_value = _champion_rule(r, name, alias, mv, metric, mode, value, force)
+    champion = r.alias_version(name, alias)
+    _say(f"@{alias}: {'moved to' if moved else 'stays at'} version {champion.version if champion else None} ({reason})")
+    return {
+        "model": name, "version": int(mv.version), "registered": registered, "alias": alias,
+        "champion_version": int(champion.version) if champion else None, "alias_moved": moved, "reason": reason,
+        "metric": metric, "mode": mode, "value": value, "champion_value_before": champ_value,
+        "sweep": sweep, "source_run_id": rid, "trial": run.info.run_name, "tracking_uri": redact(r.uri),
+        "model_uri": f"models:/{name}@{alias}",
+        **({"export_check": check["check"], "export_max_abs_err_onnx": check["max_abs_err_policy_onnx"]} if check else {}),
+    }
+
+
+def _champion_rule(r, name, alias, mv, metric, mode, value, force) -> tuple[bool, str, float | None]:
+    """Move ``alias`` to ``mv`` if it is strictly better than the current holder (or ``force``);
+    never to a version whose export check did not pass. Returns (moved, reason, champion's value)."""
+    from tracking import registry as reg
+
+    if mv.tags.get("export.check") != "passed":
+        return False, f"version {mv.version} has no passed export check", None
+    cur = r.alias_version(name, alias)
+    if cur is None:
+        r.set_alias(name, mv.version, alias)
+        return True, f"{name} had no {alias}", None
+    if str(cur.version) == str(mv.version):
+        return False, f"version {mv.version} already is the {alias}", value
+    champ = None
+    if cur.tags.get("promote.metric") == metric:
+        champ = float(cur.tags["promote.value"])
+    elif cur.tags.get("source_run_id"):  # promoted by another metric: read it from its run
+        champ = r.run_metric(cur.tags["source_run_id"], metric)
+    if force:
+        r.set_alias(name, mv.version, alias)
+        return True, f"force=1 (the {alias} was version {cur.version}, {metric} = {champ})", champ
+    if champ is None:
+        return False, f"the {alias} (version {cur.version}) has no value of {metric} to compare with; force=1 moves it", None
+    if reg.better(value, champ, mode):
+        r.set_alias(name, mv.version, alias)
+        return True, f"{metric} {value:.5g} beats the {alias} version {cur.version} ({champ:.5g}, {mode})", champ
+    return False, (f"{metric} {value:.5g} does not beat the {alias} version {cur.version} ({champ:.5g}, {mode}); "
+                   "force=1 moves it anyway"), champ
+
+
+def main(argv=None) -> int:
+    args = parse_kv(sys.argv[1:] if argv is None else argv,
+                    {"sweep", "metric", "mode", "force", "storage", "uri"}, set())
+    if args is None:
+        print(USAGE, file=sys.stderr)
+        return 2
+    from isaacgymenvs.export import ExportError
+    from isaacgymenvs.learning.amp_agent import CheckpointError
+    from tracking import TrackingError
+
+    return run_json(lambda: promote(args.get("sweep") or "default", args.get("metric") or None, args.get("mode") or None,
+                                    _flag(args.get("force", "")), args.get("storage") or None, args.get("uri") or None),
+                    (PromoteError, TrackingError, ExportError, CheckpointError, FileNotFoundError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

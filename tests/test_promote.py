@@ -1,0 +1,263 @@
+"""``make promote`` and ``sim2sim policy=models:/...`` against a real ``mlflow server`` on 127.0.0.1 (no mocks).
+
+Instead of running Ray, each "sweep" here is what ``make sweep`` leaves behind: a parent run, child
+runs with the tags ``tracking/sweep_runs.py`` reads (``mlflow.parentRunId``, ``ray_trial_id``), their
+``eval/*`` metrics and a real checkpoint (one CPU epoch) as ``checkpoints/best.pth``, and
+``<storage>/<sweep>/sweep.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from isaacgymenvs.export import export
+from isaacgymenvs.promote import PromoteError, main as promote_main, promote
+from test_tracking import Server, _free_port  # the real `mlflow server` on 127.0.0.1
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "HumanoidAMP-policy"
+METRIC = "eval/motion_nn_dist"
+DIMS = {"train.params.config.bounds_loss_coef": 10, "sigma": "fixed"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("promote_mlflow"))
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_user_store(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("AMP_MLRUNS_DIR", str(tmp_path / "mlruns"))  # never the project's own store
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from test_train import trainer
+
+    return Path(trainer(tmp_path_factory.mktemp("promote_train"), "max_iterations=1").train())
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory):
+    return tmp_path_factory.mktemp("sweeps_out")
+
+
+def fake_sweep(server: Server, storage: Path, name: str, trials: list[tuple], tmp: Path) -> dict:
+    """A finished sweep as `make sweep` leaves it. ``trials``: (eval/motion_nn_dist, status, checkpoint file or None)."""
+    from mlflow import MlflowClient
+
+    c = MlflowClient(server.url)
+    exp = c.create_experiment(f"sweep_{name}")
+    parent = c.create_run(exp, run_name=name, tags={"sweep": name}).info.run_id
+    runs = []
+    for i, (value, status, ckpt) in enumerate(trials):
+        rid = c.create_run(exp, run_name=f"{name}_trial_{i}", tags={
+            "mlflow.parentRunId": parent, "ray_trial_id": f"{name}_{i:05d}", "sweep": name, "task": "HumanoidAMP"}).info.run_id
+        for k, v in DIMS.items():
+            c.log_param(rid, k, v)
+        c.log_param(rid, "task.name", "HumanoidAMP")
+        c.log_metric(rid, METRIC, value + 1.0, step=1)
+        c.log_metric(rid, METRIC, value, step=2)  # the latest value counts
+        c.log_metric(rid, "reward/disc", 100.0 - value, step=2)  # a higher disc reward for worse runs: never used
+        if ckpt is not None:
+            staged = tmp / f"{name}_{i}" / "best.pth"
+            staged.parent.mkdir(parents=True)
+            staged.write_bytes(Path(ckpt).read_bytes())
+            c.log_artifact(rid, str(staged), "checkpoints")
+        c.set_terminated(rid, status)
+        runs.append(rid)
+    c.set_terminated(parent, "FINISHED")
+    (storage / name).mkdir(parents=True)
+    (storage / name / "sweep.json").write_text(json.dumps({
+        "parent_run_id": parent, "uri": server.url, "experiment": f"sweep_{name}",
+        "spec": {"name": name, "metric": METRIC, "mode": "min", "points": [DIMS]}}))
+    return {"parent": parent, "runs": runs}
+
+
+def versions(server: Server) -> dict[int, dict]:
+    found = server.get("model-versions/search", filter=f"name='{MODEL}'").get("model_versions", [])
+    return {int(v["version"]): {**v, "tags": {t["key"]: t["value"] for t in v.get("tags", [])}} for v in found}
+
+
+def champion(server: Server) -> int | None:
+    rm = server.get("registered-models/get", name=MODEL)["registered_model"]
+    return next((int(a["version"]) for a in rm.get("aliases", []) if a["alias"] == "champion"), None)
+
+
+def corrupt(checkpoint: Path, out: Path, how: str) -> Path:
+    if how == "truncated":
+        out.write_bytes(checkpoint.read_bytes()[:700])
+    else:  # NaN weights: loads, exports, and fails its own check
+        ck = torch.load(checkpoint, weights_only=True)
+        ck["model"]["a2c_network.mu.weight"][0, 0] = float("nan")
+        torch.save(ck, out)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ tests
+def test_promote_registers_once_and_moves_champion_only_when_better(server, storage, checkpoint, tmp_path, capsys):
+    s1 = fake_sweep(server, storage, "s1", [(0.5, "FINISHED", checkpoint), (0.7, "FINISHED", checkpoint),
+                                            (0.1, "RUNNING", checkpoint), (0.05, "FAILED", checkpoint)], tmp_path)
+    res = promote("s1", storage=storage)
+    assert res["registered"] and res["version"] == 1 and res["alias_moved"] and res["champion_version"] == 1
+    assert res["source_run_id"] == s1["runs"][0] and res["value"] == 0.5  # FINISHED only; latest value; not reward/disc
+    v1 = versions(server)[1]
+    assert v1["run_id"] == s1["runs"][0]  # the version's run is the trial's run
+    t = v1["tags"]
+    assert t["sweep"] == "s1" and t["sweep_parent_run_id"] == s1["parent"] and t["trial_id"] == "s1_00000"
+    assert t["promote.metric"] == METRIC and float(t["promote.value"]) == 0.5 and float(t[f"metric.{METRIC}"]) == 0.5
+    assert t["param.train.params.config.bounds_loss_coef"] == "10" and t["param.sigma"] == "fixed"
+    assert t["export.check"] == "passed" and float(t["export.max_abs_err_onnx"]) <= 1e-5
+    assert t["checkpoint"] == "checkpoints/best.pth" and len(t["checkpoint_sha256"]) == 64
+    model_id = v1["source"].rsplit("/", 1)[-1]  # models:/<LoggedModel id>, stored under the server's artifact root
+    files = {p.name for p in (server.root / "artifacts").rglob(f"{model_id}/artifacts/artifacts/policy/*")}
+    assert files == {"policy.onnx", "policy.json", "obs_norm.npz", "policy.pt"}
+
+    again = promote("s1", storage=storage)  # the same checkpoint of the same run: nothing new
+    assert not again["registered"] and again["version"] == 1 and not again["alias_moved"]
+    assert sorted(versions(server)) == [1] and champion(server) == 1
+
+    fake_sweep(server, storage, "s2", [(0.9, "FINISHED", checkpoint)], tmp_path)  # worse: registered, alias stays
+    worse = promote("s2", storage=storage)
+    assert worse["registered"] and worse["version"] == 2 and not worse["alias_moved"] and champion(server) == 1
+    assert "does not beat" in worse["reason"] and worse["champion_value_before"] == 0.5
+
+    capsys.readouterr()
+    assert promote_main([f"storage={storage}", "sweep=s2", "force=1"]) == 0  # FORCE=1 moves it (nothing new registered)
+    forced = json.loads(capsys.readouterr().out)
+    assert not forced["registered"] and forced["alias_moved"] and champion(server) == 2 and sorted(versions(server)) == [1, 2]
+
+    fake_sweep(server, storage, "s3", [(0.3, "FINISHED", checkpoint)], tmp_path)  # better than the champion: moves
+    better = promote("s3", storage=storage)
+    assert better["registered"] and better["version"] == 3 and better["alias_moved"] and champion(server) == 3
+
+    # a checkpoint that fails the export check, has NaN weights or cannot be read: nothing registered, champion unchanged
+    import isaacgymenvs.export as export_mod
+
+    def failing_check(*a, **k):
+        raise export_mod.ExportCheckError("export check failed in the test: max |policy.onnx - model| = 1; do not deploy")
+
+    for name, how, msg in (("s4", "check", "export check failed"), ("s5", "nan", "NaN or infinite values"),
+                           ("s6", "truncated", "cannot be read")):
+        bad = corrupt(checkpoint, tmp_path / f"{how}.pth", how) if how != "check" else checkpoint
+        fake_sweep(server, storage, name, [(0.01, "FINISHED", bad)], tmp_path)
+        capsys.readouterr()
+        with pytest.MonkeyPatch.context() as mp:
+            if how == "check":
+                mp.setattr(export_mod, "check_export", failing_check)
+            assert promote_main([f"storage={storage}", f"sweep={name}"]) == 1
+        err = capsys.readouterr().err
+        assert msg in err and "nothing registered, champion unchanged" in err, err[-2000:]
+        assert sorted(versions(server)) == [1, 2, 3] and champion(server) == 3
+
+
+def test_champion_loads_through_mlflow_with_the_local_exports_actions(server, storage, checkpoint, tmp_path):
+    import mlflow
+    import onnxruntime as ort
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    if champion(server) is None:
+        fake_sweep(server, storage, "p1", [(0.5, "FINISHED", checkpoint)], tmp_path)
+        promote("p1", storage=storage)
+    local = Path(export(checkpoint, tmp_path / "local")["out"])
+    norm = np.load(local / "obs_norm.npz")
+    obs = (norm["mean"] + 2.0 * norm["std"] * np.random.default_rng(0).standard_normal((64, 105))).astype(np.float32)
+    with _use_tracking_uri(server.url):
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+        a_mlflow = model.predict(obs)
+    a_local = ort.InferenceSession(str(local / "policy.onnx"), providers=["CPUExecutionProvider"]).run(None, {"obs": obs})[0]
+    assert a_mlflow.shape == (64, 28) and np.abs(a_mlflow - a_local).max() <= 1e-6
+
+
+def test_sim2sim_on_the_champion_without_torch_logs_to_the_run(server, storage, checkpoint, tmp_path):
+    if champion(server) is None:
+        fake_sweep(server, storage, "q1", [(0.5, "FINISHED", checkpoint)], tmp_path)
+        promote("q1", storage=storage)
+    champ = versions(server)[champion(server)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(PYTHONPATH=str(REPO), MLFLOW_TRACKING_URI=server.url, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
+    code = ("import json, sys; from isaacgymenvs.sim2sim import main; rc = main(sys.argv[1:]); "
+            "print('TORCH', 'torch' in sys.modules, 'MLFLOW', 'mlflow' in sys.modules); sys.exit(rc)")
+    gif = tmp_path / "champ.gif"
+    r = subprocess.run([sys.executable, "-c", code, f"policy=models:/{MODEL}@champion", "episodes=2", f"video={gif}"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0 and ("gladLoadGL" in r.stderr or "EGL" in r.stderr or "OpenGL" in r.stderr):
+        pytest.skip(f"no offscreen OpenGL here: {r.stderr.strip().splitlines()[-1]}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "TORCH False MLFLOW True" in r.stdout  # the registry was used, torch never imported
+    res = json.loads(r.stdout[: r.stdout.index("TORCH")])
+    assert res["episodes"] == 2 and 0.0 <= res["fall_rate"] <= 1.0 and res["motion_nn_dist"] > 0
+    assert res["model_version"] == int(champ["version"]) and res["logged_to_run"] == champ["run_id"]
+    from PIL import Image
+
+    frames = Image.open(gif)
+    assert frames.n_frames == res["video_frames"] >= 1 and np.asarray(frames.convert("RGB"), dtype=float).std() > 5.0
+    arts = server.artifacts(champ["run_id"], f"sim2sim/v{champ['version']}")
+    assert {f"sim2sim/v{champ['version']}/sim2sim.json", f"sim2sim/v{champ['version']}/champ.gif"} <= set(arts)
+    tags = versions(server)[int(champ["version"])]["tags"]
+    assert float(tags["sim2sim.fall_rate"]) == res["fall_rate"] and tags["sim2sim.episodes"] == "2"
+
+
+def test_clear_errors(server, storage, checkpoint, tmp_path, monkeypatch, capsys):
+    from isaacgymenvs import sim2sim
+
+    def err_of(fn, *args):
+        assert fn(list(args)) == 1
+        return capsys.readouterr().err
+
+    # the registry: no such model (names what exists and the fix), no such alias
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    if champion(server) is None:
+        fake_sweep(server, storage, "e0", [(0.5, "FINISHED", checkpoint)], tmp_path)
+        promote("e0", storage=storage)
+    e = err_of(sim2sim.main, "policy=models:/NoSuch-policy@champion")
+    assert "no registered model 'NoSuch-policy'" in e and MODEL in e and "make promote" in e
+    e = err_of(sim2sim.main, f"policy=models:/{MODEL}@nope")
+    assert "no alias 'nope'" in e and "@champion" in e
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'nowhere' / 'mlflow.db'}")
+    e = err_of(sim2sim.main, f"policy=models:/{MODEL}@champion")
+    assert "does not exist" in e and not (tmp_path / "nowhere").exists()  # no empty store created
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+
+    # the sweep: none there, no finished trial, metric not comparable or not logged
+    e = err_of(promote_main, f"storage={storage}", "sweep=never_ran")
+    assert "no " in e and "sweep.json" in e and "make sweep SWEEP=never_ran" in e
+    fake_sweep(server, storage, "unfinished", [(0.2, "RUNNING", checkpoint), (0.1, "FAILED", None)], tmp_path)
+    e = err_of(promote_main, f"storage={storage}", "sweep=unfinished")
+    assert "no finished trial" in e and "RUNNING" in e and "FAILED" in e
+    e = err_of(promote_main, f"storage={storage}", "sweep=s1" if (storage / "s1").exists() else "sweep=e0", "metric=reward/disc")
+    assert "not comparable between runs" in e
+    fake_sweep(server, storage, "nometric", [(0.2, "FINISHED", checkpoint)], tmp_path)
+    e = err_of(promote_main, f"storage={storage}", "sweep=nometric", "metric=eval/fall_rate")
+    assert "logged the metric 'eval/fall_rate'" in e and METRIC in e
+
+    # an unreachable tracking server
+    dead = storage / "dead"
+    dead.mkdir()
+    state = json.loads((storage / "nometric" / "sweep.json").read_text())
+    (dead / "sweep.json").write_text(json.dumps({**state, "uri": f"http://127.0.0.1:{_free_port()}"}))
+    e = err_of(promote_main, f"storage={storage}", "sweep=dead")
+    assert "cannot be reached" in e and "127.0.0.1" in e
+    with pytest.raises(PromoteError, match="no"):
+        promote("never_ran", storage=storage)
+
+    # export refuses what it cannot write (the default CPU sweep trains an LSTM policy)
+    from isaacgymenvs.export import ExportError
+
+    ck = torch.load(checkpoint, weights_only=True)
+    ck["meta"]["network"]["rnn"] = {"name": "lstm", "units": 32, "layers": 1, "before_mlp": False}
+    torch.save(ck, tmp_path / "lstm.pth")
+    with pytest.raises(ExportError, match="recurrent policy"):
+        export(tmp_path / "lstm.pth", tmp_path / "lstm_export")
