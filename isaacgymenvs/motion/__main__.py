@@ -1,7 +1,12 @@
-"""``python -m isaacgymenvs.motion {info,check,obs,convert} CLIP``: inspect and convert reference clips.
+"""``python -m isaacgymenvs.motion {info,check,obs,convert,retarget} CLIP``: inspect, convert and retarget clips.
 
 Every command prints JSON on stdout. Errors are one line on stderr naming the file and the
 problem, with exit code 2 (``check`` exits 1 when the clip is over tolerance).
+
+A ``.csv`` clip is a Unitree G1 clip (``unitree_g1/motions/FORMAT.md``): ``info`` and ``check``
+read it with :mod:`isaacgymenvs.motion.g1` (fps from the motion manifest or ``--fps``).
+``retarget SOURCE --robot g1 --out OUT.csv`` turns an AMP humanoid clip into a G1 clip
+(:mod:`isaacgymenvs.motion.retarget`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,135 @@ def _model_and_skeleton(character: str):
     return model, skeleton_from_model(model)
 
 
+def _is_g1_csv(args) -> bool:
+    return Path(args.clip).suffix.lower() == ".csv"
+
+
+def _root_travel(root_pos: np.ndarray) -> float:
+    return float(np.linalg.norm(root_pos[-1, :2] - root_pos[0, :2]))
+
+
+def g1_info(path, fps=None) -> dict:
+    from isaacgymenvs.motion import g1
+
+    clip = g1.load_g1_csv(path, fps=fps)
+    _, source = g1.g1_csv_fps(path, fps)
+    z = clip.root_pos[:, 2]
+    return {
+        "file": str(path),
+        "robot": "g1",
+        "frames": clip.num_frames,
+        "fps": clip.fps,
+        "fps_source": source,
+        "duration_s": clip.duration_s,
+        "quat_order_in_file": "xyzw",
+        "model_dof_names": list(g1.G1_JOINT_NAMES),
+        "root_height_range_m": [float(z.min()), float(z.max())],
+        "root_travel_xy_m": _root_travel(clip.root_pos),
+        "joint_limit_violations": clip.joint_limit_violations,
+    }
+
+
+def g1_check(path, fps=None, tol: float = 0.01, ground_tol: float = 0.02) -> tuple[dict, int]:
+    """Check a G1 CSV: the file reads and validates (columns, order, NaN, unit quaternions), no
+    joint outside its range, the torch FK the MotionLib uses reproduces MuJoCo's body positions
+    (``fk_max_err_m`` <= ``tol``), the feet do not sink more than ``ground_tol`` into the floor,
+    and, for a file in the motion manifest, frames/fps/sha256 match it."""
+    import mujoco
+    import torch
+
+    from isaacgymenvs.motion import g1
+    from isaacgymenvs.motion.skeleton import skeleton_from_model
+
+    model = g1.load_g1_model()
+    a = g1.read_g1_csv(path)
+    clip = g1.load_g1_csv(path, fps=fps, model=model)
+    _, fps_source = g1.g1_csv_fps(path, fps)
+    skeleton = skeleton_from_model(model)
+    pos, _ = skeleton.forward_kinematics(
+        torch.tensor(clip.root_pos), torch.tensor(clip.root_quat_wxyz), torch.tensor(clip.dof_pos)
+    )
+    data = mujoco.MjData(model)
+    errs = np.empty((clip.num_frames, skeleton.num_bodies))
+    for t, q in enumerate(clip.qpos()):
+        data.qpos[:] = q
+        mujoco.mj_kinematics(model, data)
+        errs[t] = np.linalg.norm(data.xpos[1:] - pos[t].numpy(), axis=-1)
+    worst = np.unravel_index(np.argmax(errs), errs.shape)
+    sole = g1.foot_sole_heights(model, clip.qpos())
+    qerr = float(np.max(np.abs(np.linalg.norm(a[:, 3:7], axis=1) - 1.0)))
+    found = g1.manifest_entry(path)
+    manifest = None
+    if found is not None:
+        key, entry = found
+        manifest = {
+            "key": key,
+            "frames_match": entry.get("frames") == clip.num_frames,
+            "fps_match": float(entry.get("fps", clip.fps)) == clip.fps,
+            "sha256_match": entry.get("sha256") == g1._sha256(Path(path)),
+        }
+    checks = {
+        "fk": bool(errs.max() <= tol),
+        "joint_limits": clip.joint_limit_violations == 0,
+        "quat_normalized": qerr < 1e-4,
+        "ground": bool(sole.min() >= -ground_tol),
+        "manifest": manifest is None or all(v for k, v in manifest.items() if k != "key"),
+    }
+    out = {
+        "file": str(path),
+        "robot": "g1",
+        "frames": clip.num_frames,
+        "fps": clip.fps,
+        "fps_source": fps_source,
+        "duration_s": clip.duration_s,
+        "fk_max_err_m": float(errs.max()),
+        "fk_worst_frame": int(worst[0]),
+        "fk_worst_body": skeleton.body_names[worst[1]],
+        "joint_limit_violations": clip.joint_limit_violations,
+        "quat_norm_max_err": qerr,
+        "lowest_sole_m": float(sole.min()),
+        "max_joint_speed_rad_s": float(np.abs(clip.dof_vel).max()),
+        "max_root_speed_m_s": float(np.linalg.norm(clip.root_lin_vel, axis=1).max()),
+        "manifest": manifest,
+        "checks": checks,
+        "tol_m": tol,
+        "ground_tol_m": ground_tol,
+        "ok": all(checks.values()),
+    }
+    return out, 0 if out["ok"] else 1
+
+
+def cmd_retarget(args) -> dict:
+    from isaacgymenvs import assets
+    from isaacgymenvs.motion import g1
+    from isaacgymenvs.motion import retarget as rt
+    from isaacgymenvs.motion.poselib import load_skeleton_motion
+
+    if Path(args.out).suffix.lower() != ".csv":
+        raise ValueError(f"{args.out}: --out must be a .csv file (the G1 clip format)")
+    sm = load_skeleton_motion(args.clip, trust=args.trust)
+    opts = rt.IKOptions(dedup=not args.no_dedup, foot_clearance=not args.no_foot_clearance, min_distance_m=args.min_distance)
+    res = rt.retarget_to_g1(sm, opts=opts)
+    out = g1.write_g1_csv(args.out, res.qpos[:, :3], res.qpos[:, 3:7], res.qpos[:, 7:])
+    back = g1.load_g1_csv(out, fps=res.fps)  # what was written, at the written precision
+    report = dict(res.report)
+    report["joint_limit_violations"] = max(report["joint_limit_violations"], back.joint_limit_violations)
+    shipped = rt.shipped_retarget_for(args.clip)
+    comparison = None
+    if shipped is not None:
+        try:
+            ship_path = assets.asset_path(shipped)
+        except assets.AssetError:
+            ship_path = None
+        if ship_path is not None:
+            other = g1.load_g1_csv(ship_path)
+            comparison = rt.compare_with(back.qpos(), back.fps, other.qpos(), other.fps, shipped)
+    return {"file": str(args.clip), "out": str(out), "robot": args.robot, **report, "shipped_comparison": comparison}
+
+
 def cmd_info(args) -> dict:
+    if _is_g1_csv(args):
+        return g1_info(args.clip, args.fps)
     from isaacgymenvs.motion.clip import clip_from_skeleton_motion
     from isaacgymenvs.motion.poselib import load_skeleton_motion
 
@@ -45,6 +178,8 @@ def cmd_info(args) -> dict:
 
 
 def cmd_check(args) -> tuple[dict, int]:
+    if _is_g1_csv(args):
+        return g1_check(args.clip, args.fps, args.tol, args.ground_tol)
     import mujoco
 
     from isaacgymenvs.motion.clip import clip_from_skeleton_motion
@@ -76,7 +211,13 @@ def cmd_check(args) -> tuple[dict, int]:
     return out, 0 if out["ok"] else 1
 
 
+def _no_csv(args, what: str) -> None:
+    if _is_g1_csv(args):
+        raise ValueError(f"{args.clip}: `{what}` works on AMP humanoid clips (.npy/.npz), not on G1 CSVs")
+
+
 def cmd_obs(args) -> dict:
+    _no_csv(args, "obs")
     import torch
 
     from isaacgymenvs.motion.motion_lib import MotionLib
@@ -103,6 +244,7 @@ def cmd_obs(args) -> dict:
 
 
 def cmd_convert(args) -> dict:
+    _no_csv(args, "convert")
     from isaacgymenvs.motion.poselib import load_skeleton_motion, save_npz
 
     sm = load_skeleton_motion(args.clip, trust=args.trust)
@@ -119,19 +261,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name, help_):
         s = sub.add_parser(name, help=help_)
-        s.add_argument("clip", help="a .npy (poselib) or .npz (converted) clip")
+        s.add_argument("clip", help="a .npy (poselib) or .npz (converted) AMP humanoid clip, or a .csv G1 clip")
         s.add_argument("--trust", action="store_true", help="allow loading a .npy pickle whose checksum is not a pinned upstream clip")
         s.add_argument("--character", default="amp_humanoid")
         return s
 
-    add("info", "frames, fps, duration, joints, root height range")
-    c = add("check", "compare MuJoCo body positions with the clip's own forward kinematics")
+    i = add("info", "frames, fps, duration, joints, root height range")
+    i.add_argument("--fps", type=float, help="G1 CSV: frame rate, when the file is not in the motion manifest")
+    c = add("check", "compare MuJoCo body positions with the clip's own FK (G1 CSV: with the MotionLib's torch FK, plus limits, ground, manifest)")
     c.add_argument("--tol", type=float, default=0.01, help="largest allowed body position error (m)")
+    c.add_argument("--fps", type=float, help="G1 CSV: frame rate, when the file is not in the motion manifest")
+    c.add_argument("--ground-tol", type=float, default=0.02, help="G1 CSV: largest allowed foot depth below z = 0 (m)")
     o = add("obs", "the task observation of a reference state written into the simulator")
     o.add_argument("--frame", type=int, required=True)
     o.add_argument("--ground", choices=("rolling_min", "none"), default="rolling_min")
     v = add("convert", "write a pickle-free .npz")
     v.add_argument("--out", help="output .npz (default: the clip's name with .npz)")
+    r = add("retarget", "retarget an AMP humanoid clip to a robot by keypoint IK; writes a CSV, prints quality JSON")
+    r.add_argument("--robot", choices=("g1",), default="g1")
+    r.add_argument("--out", required=True, help="output .csv (G1 CSV format, see unitree_g1/motions/FORMAT.md)")
+    r.add_argument("--no-dedup", action="store_true", help="keep every frame of a 60 fps clip that holds each pose twice")
+    r.add_argument("--no-foot-clearance", action="store_true",
+                   help="scale the ankle heights instead of keeping the source sole clearance")
+    r.add_argument("--min-distance", type=float, default=0.01, help="self-collision distance kept by the IK (m); 0: off")
     return p
 
 
@@ -141,7 +293,8 @@ def main(argv=None) -> int:
         if args.cmd == "check":
             out, code = cmd_check(args)
         else:
-            out, code = {"info": cmd_info, "obs": cmd_obs, "convert": cmd_convert}[args.cmd](args), 0
+            cmds = {"info": cmd_info, "obs": cmd_obs, "convert": cmd_convert, "retarget": cmd_retarget}
+            out, code = cmds[args.cmd](args), 0
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

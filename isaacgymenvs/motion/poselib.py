@@ -64,10 +64,15 @@ class SkeletonMotion:
 
     def global_positions(self) -> np.ndarray:
         """The clip's own forward kinematics: world node positions ``[T, J, 3]``."""
+        return self.global_transforms()[0]
+
+    def global_transforms(self) -> tuple[np.ndarray, np.ndarray]:
+        """World node positions ``[T, J, 3]`` and rotations ``[T, J, 4]`` (xyzw)."""
         from scipy.spatial.transform import Rotation
 
         T, J = self.rotation_xyzw.shape[:2]
         pos = np.zeros((T, J, 3))
+        quat = np.zeros((T, J, 4))
         rots: list = [None] * J
         for j in range(J):
             r = Rotation.from_quat(self.rotation_xyzw[:, j])
@@ -78,7 +83,8 @@ class SkeletonMotion:
             else:
                 rots[j] = rots[p] * r
                 pos[:, j] = pos[:, p] + rots[p].apply(self.local_translation[j])
-        return pos
+            quat[:, j] = rots[j].as_quat()
+        return pos, quat
 
 
 # Classes a poselib SkeletonMotion pickle refers to; nothing else may be constructed.
