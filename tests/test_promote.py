@@ -20,7 +20,7 @@ import torch
 
 from isaacgymenvs.export import export
 from isaacgymenvs.promote import PromoteError, main as promote_main, promote
-from test_tracking import Server, _free_port  # the real `mlflow server` on 127.0.0.1
+from test_tracking import Server, _free_port, module_server  # the real `mlflow server` on 127.0.0.1
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "HumanoidAMP-policy"
@@ -28,12 +28,7 @@ METRIC = "eval/motion_nn_dist"
 DIMS = {"train.params.config.bounds_loss_coef": 10, "sigma": "fixed"}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("promote_mlflow"))
-    s.start()
-    yield s
-    s.stop()
+server = module_server("promote_mlflow")
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ from isaacgymenvs.learning.config_check import ConfigError
 from sweeps import space
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ may be a package: import its helpers by name
-from test_tracking import Server, _free_port  # noqa: E402  (the real `mlflow server` on 127.0.0.1)
+from test_tracking import Server, _free_port, module_server  # noqa: E402  (the real `mlflow server` on 127.0.0.1)
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP_TIMEOUT_S = 240
@@ -98,12 +98,7 @@ def steps(server: Server, run: dict, key: str = "disc/agent_logit") -> list[int]
     return sorted(int(m["step"]) for m in server.history(run["info"]["run_id"], key))
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("sweep_mlflow"))
-    s.start()
-    yield s
-    s.stop()
+server = module_server("sweep_mlflow")
 
 
 # ---------------------------------------------------------------------------------------------- no Ray

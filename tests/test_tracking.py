@@ -127,6 +127,19 @@ class Server:
         return {f["path"]: f for f in files}
 
 
+def module_server(folder: str):
+    """A module-scoped fixture: one real ``mlflow server`` (its store in a temporary ``folder``)."""
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory):
+        s = Server(tmp_path_factory.mktemp(folder))
+        s.start()
+        yield s
+        s.stop()
+
+    return server
+
+
 @pytest.fixture(scope="module")
 def _server(tmp_path_factory):
     s = Server(tmp_path_factory.mktemp("mlflow"))
