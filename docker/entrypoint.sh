@@ -2,7 +2,7 @@
 # Entrypoint of the training image: refuse placeholder secrets, warm the MuJoCo Warp kernel cache
 # once per (task, GPU architecture, code), then run the command (`ray start ...`, `make sweep`, bash).
 #
-#   AMP_WARMUP=once (default) | always | never      AMP_WARMUP_TASKS="HumanoidAMP"
+#   AMP_WARMUP=once (default) | always | never      AMP_WARMUP_TASKS="HumanoidAMP G1AMP"
 #
 # The image already holds the kernels compiled by `make warmup-aot` for the architectures it was
 # built for; `make warmup` then loads them in seconds and compiles only what is missing (another
@@ -27,7 +27,7 @@ if [ "$mode" != never ] && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -
               .venv/lib/python3.11/site-packages/mujoco_warp-*.dist-info/METADATA 2>/dev/null || true; } \
             | sha256sum | cut -c1-12)"
     mkdir -p "$AMP_WARP_CACHE"
-    for task in ${AMP_WARMUP_TASKS:-HumanoidAMP}; do
+    for task in ${AMP_WARMUP_TASKS:-HumanoidAMP G1AMP}; do
         stamp="$AMP_WARP_CACHE/.warm-$task-$arch-$code"
         if [ "$mode" = always ] || [ ! -e "$stamp" ]; then
             echo "entrypoint: make warmup TASK=$task ($arch, kernel cache $AMP_WARP_CACHE)" >&2

@@ -86,16 +86,15 @@ def record_task(task: str, num_envs: int) -> dict:
     """The kernel modules ``make warmup TASK=task`` loads: {(module name, block_dim): module}."""
     import torch
 
-    from isaacgymenvs import characters
     from isaacgymenvs.sim.mujoco_warp import MujocoWarpBackend, init_warp
-    from isaacgymenvs.task_registry import TASKS
+    from isaacgymenvs.task_registry import TASKS, task_model
 
     if task not in TASKS:
         raise SystemExit(f"error: unknown task {task!r}; known: {sorted(TASKS)}")
     wp = init_warp()
     with recording_launches(wp) as seen:
         # isaacgymenvs/warmup.py's sequence, on the CPU and without a CUDA graph
-        sim = MujocoWarpBackend(characters.load_model(TASKS[task][0]), num_envs, 1 / 30, device="cpu", use_graph=False)
+        sim = MujocoWarpBackend(task_model(task), num_envs, 1 / 30, device="cpu", use_graph=False)
         ids = torch.arange(num_envs)
         sim.write_state(ids, sim.root_pos_w.clone(), sim.root_quat_w.clone(), sim.root_lin_vel_w.clone(),
                         sim.root_ang_vel_w.clone(), sim.dof_pos.clone(), sim.dof_vel.clone())

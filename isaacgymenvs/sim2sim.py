@@ -88,7 +88,7 @@ class NumpySkeleton:
 class Observer:
     """The trainer's per-step observation (``terms.character_obs``), in numpy, from MuJoCo data."""
 
-    def __init__(self, m: mujoco.MjModel, key_bodies: list[str]):
+    def __init__(self, m: mujoco.MjModel, key_bodies: list[str], local_root_obs: bool = False):
         sk = NumpySkeleton.from_model(m)
         groups: dict[int, list[int]] = {}
         for d, b in enumerate(sk.dof_body):
@@ -96,6 +96,7 @@ class Observer:
         self.groups = sorted(groups.values(), key=lambda g: g[0])
         self.axes = sk.dof_axis
         self.key_ids = [m.body(n).id for n in key_bodies]
+        self.local_root_obs = local_root_obs
 
     def __call__(self, d: mujoco.MjData) -> np.ndarray:
         q = d.qpos[3:7].copy()
@@ -103,7 +104,8 @@ class Observer:
         hinv = _heading_inv(q)
         ang_w = _qrot(q, d.qvel[3:6])  # free-joint angular velocity is in the body frame
         dof = d.qpos[7:]
-        parts = [root[2:3], _tan_norm(q), _qrot(hinv, d.qvel[0:3]), _qrot(hinv, ang_w)]
+        rot = _qmul(hinv, q) if self.local_root_obs else q
+        parts = [root[2:3], _tan_norm(rot), _qrot(hinv, d.qvel[0:3]), _qrot(hinv, ang_w)]
         for g in self.groups:
             if len(g) == 3:
                 r = np.array([1.0, 0, 0, 0])
@@ -128,6 +130,22 @@ def _set_state(m, d, qpos, lin_w, ang_w, dof_vel):
     mujoco.mj_forward(m, d)
 
 
+def _resample(clip, dt: float):
+    """The clip's states every ``dt`` seconds (positions and velocities linear, root rotation
+    slerp): ``qpos [T', nq], root_lin_vel, root_ang_vel, dof_vel``, so that one control step
+    is one frame whatever the clip's fps."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    t_src = np.arange(clip.num_frames) / clip.fps
+    t = np.arange(0.0, t_src[-1] + 1e-9, dt)
+    lerp = lambda x: np.stack([np.interp(t, t_src, x[:, i]) for i in range(x.shape[1])], axis=1)  # noqa: E731
+    q = clip.root_quat_wxyz
+    rot = Slerp(t_src, Rotation.from_quat(q[:, [1, 2, 3, 0]]))(t).as_quat()
+    quat = rot[:, [3, 0, 1, 2]]
+    qpos = np.concatenate((lerp(clip.root_pos), quat, lerp(clip.dof_pos)), axis=1)
+    return qpos, lerp(clip.root_lin_vel), lerp(clip.root_ang_vel), lerp(clip.dof_vel)
+
+
 def _nn_dist(agent, ref, mean, std, chunk=2048):
     a = (agent - mean) / std
     r = (ref - mean) / std
@@ -139,13 +157,26 @@ def _nn_dist(agent, ref, mean, std, chunk=2048):
     return float(np.concatenate(best).mean())
 
 
+def _resolve_clip(motion: str | None, info: dict, motion_dir: str) -> tuple[Path, str, float | None]:
+    """The reference clip: ``motion`` if given, else the one the policy was trained on."""
+    from isaacgymenvs.task_registry import resolve_motion_file
+
+    dep = info.get("motion") or {}
+    name = motion or dep.get("file") or "amp_humanoid_run.npy"  # exports before motion info: HumanoidAMP
+    ground = dep.get("ground", "rolling_min") if not motion or motion == dep.get("file") else (
+        "rolling_min" if str(motion).endswith(".npy") else "none")
+    return resolve_motion_file(name, motion_dir), ground, dep.get("fps")
+
+
 def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | None = None, seed: int = 0,
-        episode_length: int = 300, termination_height: float = 0.5, amp_steps: int = 2) -> dict:
+        episode_length: int | None = None, termination_height: float | None = None, amp_steps: int | None = None) -> dict:
+    """Run the export in the character's evaluation model (for the G1 the full-mesh scene.xml) with
+    the PD gains, action mapping, key bodies and fall test written in its ``policy.json``."""
     import onnxruntime as ort
 
-    from isaacgymenvs import assets, characters
-    from isaacgymenvs.motion.clip import clip_from_skeleton_motion
-    from isaacgymenvs.motion.poselib import load_skeleton_motion
+    from isaacgymenvs import characters
+    from isaacgymenvs.motion.clip import load_clip
+    from isaacgymenvs.task_registry import TASKS
 
     policy_dir = Path(policy_dir)
     for f in ("policy.onnx", "policy.json"):
@@ -153,35 +184,50 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
             raise FileNotFoundError(f"{policy_dir}: no {f}; export a checkpoint with `python -m isaacgymenvs.export`")
     info = json.loads((policy_dir / "policy.json").read_text())
     task = info["task"]
-    from isaacgymenvs.task_registry import TASKS
-
+    if task not in TASKS:
+        raise ValueError(f"{policy_dir}: policy.json is for task {task!r}, which this version does not know")
     character, motion_dir = TASKS[task]
-    spec = characters.get_character(character)
-    m = characters.load_model(spec)
+    spec = characters.get_character(info.get("character", character))
+    pd = info["pd_gains"]
+    m = characters.load_model(spec, variant="eval", pd_gains=(pd["kp"], pd["kd"]), torque_limit=pd.get("torque_limit"))
     if [m.joint(j).name for j in range(1, m.njnt)] != info["joint_order"]:
-        raise ValueError(f"{policy_dir}: policy.json joint order does not match the {character} model")
+        raise ValueError(f"{policy_dir}: policy.json joint order does not match the {spec.name} model")
+    ev = info.get("evaluation", {})
+    episode_length = int(episode_length or ev.get("episode_length", 300))
+    termination_height = float(termination_height if termination_height is not None else ev.get("termination_height", 0.5))
+    amp_steps = int(amp_steps or ev.get("amp_obs_steps", 2))
     control_dt = float(info["control_period_s"])
     substeps = max(1, round(control_dt / m.opt.timestep))
-    offset = np.array(info["action"]["offset"])
-    scale = np.array(info["action"]["scale"])
+    act = info["action"]
+    offset, scale = np.array(act["offset"]), np.array(act["scale"])
+    tgt_low = np.array([-np.inf if x is None else x for x in act.get("target_low", [None] * len(offset))])
+    tgt_high = np.array([np.inf if x is None else x for x in act.get("target_high", [None] * len(offset))])
     act_dof = characters.actuator_dof_index(m)
     sk = NumpySkeleton.from_model(m)
-    motion_path = Path(motion) if motion else assets.asset_path(f"{motion_dir}/amp_humanoid_run.npy")
-    clip = clip_from_skeleton_motion(load_skeleton_motion(motion_path), sk, m, ground="rolling_min")
-    observe = Observer(m, list(spec.key_bodies))
+    motion_path, ground, fps = _resolve_clip(motion, info, motion_dir)
+    clip = load_clip(motion_path, sk, m, ground=ground, fps=fps)
+    obs_info = info["observation"]
+    observe = Observer(m, list(obs_info.get("key_bodies", spec.key_bodies)), bool(obs_info.get("local_root_obs", False)))
+    if len(observe(mujoco.MjData(m))) != int(obs_info["size"]):
+        raise ValueError(f"{policy_dir}: the {spec.name} model gives {len(observe(mujoco.MjData(m)))} observations, "
+                         f"policy.json says {obs_info['size']}")
     allowed = np.zeros(m.nbody - 1, dtype=bool)
-    allowed[[m.body(n).id - 1 for n in spec.contact_bodies]] = True
+    allowed[[m.body(n).id - 1 for n in ev.get("contact_bodies", spec.contact_bodies)]] = True
 
-    # reference AMP observations: every frame with its history one control period earlier
+    # reference AMP observations: the clip every control period, each frame with its history
     d = mujoco.MjData(m)
-    lag = max(1, round(control_dt * clip.fps))
+    frames = _resample(clip, control_dt)
+    n_frames = len(frames[0])
+    if n_frames < amp_steps + 1:
+        raise ValueError(f"{motion_path}: {clip.duration_s:.2f} s is too short for {amp_steps} AMP steps of {control_dt:.3f} s")
+    lag = 1
     frame_obs = []
-    for t in range(clip.num_frames):
-        _set_state(m, d, clip.qpos()[t], clip.root_lin_vel[t], clip.root_ang_vel[t], clip.dof_vel[t])
+    for t in range(n_frames):
+        _set_state(m, d, *(x[t] for x in frames))
         frame_obs.append(observe(d))
     frame_obs = np.array(frame_obs)
     ref = np.array([np.concatenate([frame_obs[t - k * lag] for k in range(amp_steps)])
-                    for t in range((amp_steps - 1) * lag, clip.num_frames)])
+                    for t in range((amp_steps - 1) * lag, n_frames)])
     mean, std = ref.mean(0), np.maximum(ref.std(0), 1e-6)
 
     sess = ort.InferenceSession(str(policy_dir / "policy.onnx"), providers=["CPUExecutionProvider"])
@@ -189,8 +235,8 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
     recorder = None
     falls, lengths, agent_amp = 0, [], []
     for ep in range(episodes):
-        t0 = int(rng.integers((amp_steps - 1) * lag, clip.num_frames))
-        _set_state(m, d, clip.qpos()[t0], clip.root_lin_vel[t0], clip.root_ang_vel[t0], clip.dof_vel[t0])
+        t0 = int(rng.integers((amp_steps - 1) * lag, n_frames))
+        _set_state(m, d, *(x[t0] for x in frames))
         hist = [frame_obs[t0 - k * lag] for k in range(amp_steps)]
         if video and ep == 0:
             from isaacgymenvs.video import VideoRecorder
@@ -199,7 +245,7 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
         for step in range(1, episode_length):
             obs = observe(d)
             a = sess.run(None, {"obs": obs[None]})[0][0]
-            target = offset + scale * np.clip(a, -1.0, 1.0)
+            target = np.clip(offset + scale * np.clip(a, -1.0, 1.0), tgt_low, tgt_high)
             d.ctrl[:] = target[act_dof]
             mujoco.mj_step(m, d, nstep=substeps)
             mujoco.mj_rnePostConstraint(m, d)
@@ -219,7 +265,8 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
             out_video = recorder.save()
             recorder = None
     out = {
-        "policy": str(policy_dir), "task": task, "motion": str(motion_path), "episodes": episodes,
+        "policy": str(policy_dir), "task": task, "model": spec.eval_mjcf or spec.mjcf, "motion": str(motion_path),
+        "episodes": episodes,
         "fall_rate": falls / episodes, "mean_episode_length": float(np.mean(lengths)),
         "motion_nn_dist": _nn_dist(np.array(agent_amp), ref, mean, std),
     }

@@ -1,4 +1,49 @@
 """Task names and their characters, importable without torch (sim2sim, tools)."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
+from isaacgymenvs import assets
+
 #: task name -> (character, asset folder of its clips)
-TASKS = {"HumanoidAMP": ("amp_humanoid", "amp_humanoid/motions")}
+TASKS = {
+    "HumanoidAMP": ("amp_humanoid", "amp_humanoid/motions"),
+    "G1AMP": ("unitree_g1", "unitree_g1/motions"),
+}
+
+
+def resolve_motion_file(motion_file: str, motion_dir: str) -> Path:
+    """A path as given (absolute or relative to the working directory), else a bundled clip
+    (relative to the task's clip folder, e.g. ``amp_retarget/g1_from_amp_walk.csv``)."""
+    p = Path(motion_file).expanduser()
+    if p.exists():
+        return p
+    if p.is_absolute():
+        raise FileNotFoundError(f"motion_file {motion_file!r} does not exist")
+    try:
+        return assets.asset_path(f"{motion_dir}/{p.as_posix()}")
+    except assets.AssetError as e:
+        if len(p.parts) > 1:
+            raise FileNotFoundError(
+                f"motion_file {motion_file!r} is neither a file (relative to {Path.cwd()}) nor a bundled clip "
+                f"under {motion_dir}/"
+            ) from None
+        raise e
+
+
+def task_env_config(task: str) -> dict:
+    """The ``env:`` section of ``cfg/task/<task>.yaml`` (Hydra interpolations left unresolved)."""
+    import yaml
+
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known tasks: {sorted(TASKS)}")
+    path = Path(__file__).resolve().parents[1] / "cfg" / "task" / f"{task}.yaml"
+    return dict(yaml.safe_load(path.read_text())["env"])
+
+
+def task_model(task: str, variant: str = "train"):
+    """The task's prepared ``MjModel`` with the PD gains of its config (what the trainer simulates)."""
+    from isaacgymenvs import characters
+
+    return characters.load_model(TASKS[task][0], variant, pd_gains=task_env_config(task).get("pdGains"))

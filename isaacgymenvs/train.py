@@ -156,6 +156,8 @@ class Trainer:
                 "normalize_input": bool(self.train_cfg.get("normalize_input", True)),
                 "normalize_value": bool(self.train_cfg.get("normalize_value", True)),
                 "control_dt": task.dt,
+                # how to run the policy outside training (export's policy.json, sim2sim)
+                "deploy": task.deploy_info(),
             },
         )
         network = {k: v for k, v in self.net.items() if k not in ("disc", "name") and v is not None}

@@ -26,10 +26,9 @@ def main(argv=None) -> int:
         os.environ["AMP_WARP_CACHE"] = a.cache
     import torch
 
-    from isaacgymenvs import characters
     from isaacgymenvs.sim import BackendUnavailableError, check_backend
     from isaacgymenvs.sim.mujoco_warp import MujocoWarpBackend
-    from isaacgymenvs.tasks import TASKS
+    from isaacgymenvs.task_registry import TASKS, task_model
 
     if a.task not in TASKS:
         print(f"error: unknown task {a.task!r}; known: {sorted(TASKS)}", file=sys.stderr)
@@ -40,7 +39,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     t = time.perf_counter()
-    sim = MujocoWarpBackend(characters.load_model(TASKS[a.task][0]), a.num_envs, 1 / 30, device=a.device)
+    sim = MujocoWarpBackend(task_model(a.task), a.num_envs, 1 / 30, device=a.device)
     ids = torch.arange(a.num_envs, device=sim.device)
     sim.write_state(ids, sim.root_pos_w.clone(), sim.root_quat_w.clone(), sim.root_lin_vel_w.clone(),
                     sim.root_ang_vel_w.clone(), sim.dof_pos.clone(), sim.dof_vel.clone())

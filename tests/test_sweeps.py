@@ -142,6 +142,8 @@ def test_the_shipped_sweeps_pass_their_check():
     assert len(space.check_spec(space.load("default"))) == 4
     combos = space.check_spec(space.load("humanoid_gpu"))
     assert len(combos) == 8 and {tuple(sorted(c)) for c in combos} == {tuple(sorted(DIMS))}
+    g1 = space.check_spec(space.load("g1_gpu"))
+    assert len(g1) == 16 and all(c["train.params.config.disc_grad_penalty"] in (5, 10) for c in g1)
 
 
 def test_cli_check_fails_before_ray_starts(tmp_path):

@@ -108,6 +108,30 @@ def _training_model(state: dict, meta: dict):
     return net.eval()
 
 
+def _legacy_deploy(task: str) -> dict:
+    """Deployment info of a checkpoint saved before checkpoints carried it (HumanoidAMP, default config)."""
+    from isaacgymenvs import characters
+    from isaacgymenvs.motion.skeleton import skeleton_from_model
+    from isaacgymenvs.tasks import TASKS, terms
+    from isaacgymenvs.tasks.amp_task import AMPTaskConfig
+
+    model = characters.load_model(TASKS[task][0])
+    sk = skeleton_from_model(model)
+    offset, scale = terms.pd_action_offset_scale(terms.joint_groups(sk), sk.dof_limits)
+    kp, kd = characters.pd_gains_arrays(model)
+    cfg = AMPTaskConfig()
+    return {
+        "character": TASKS[task][0], "joint_order": sk.dof_names,
+        "key_bodies": list(cfg.keyBodies), "contact_bodies": list(cfg.contactBodies),
+        "termination_height": cfg.terminationHeight, "episode_length": cfg.episodeLength,
+        "amp_obs_steps": cfg.numAMPObsSteps, "local_root_obs": cfg.localRootObs, "action_mapping": "limits",
+        "action_offset": [float(x) for x in offset], "action_scale": [float(x) for x in scale],
+        "target_low": [None] * sk.num_dof, "target_high": [None] * sk.num_dof,
+        "pd_gains": {"kp": kp.tolist(), "kd": kd.tolist(), "torque_limit": [None if np.isinf(x) else float(x) for x in characters.torque_limits(model)]},
+        "physics_timestep_s": float(model.opt.timestep),
+    }
+
+
 def _policy_json(meta: dict, checkpoint: Path, epoch: int) -> dict:
     from isaacgymenvs import characters
     from isaacgymenvs.motion.skeleton import skeleton_from_model
@@ -116,39 +140,40 @@ def _policy_json(meta: dict, checkpoint: Path, epoch: int) -> dict:
     task = meta.get("task")
     if task not in TASKS:
         raise ExportError(f"checkpoint {str(checkpoint)!r} is for task {task!r}, which this version does not know")
-    model = characters.load_model(TASKS[task][0])
-    sk = skeleton_from_model(model)
-    groups = terms.joint_groups(sk)
-    offset, scale = terms.pd_action_offset_scale(groups, sk.dof_limits)
-    act_dof = characters.actuator_dof_index(model)
-    kp = np.zeros(sk.num_dof)
-    kd = np.zeros(sk.num_dof)
-    torque = np.zeros(sk.num_dof)
-    for a, d in enumerate(act_dof):
-        kp[d], kd[d] = model.actuator_gainprm[a, 0], -model.actuator_biasprm[a, 2]
-        torque[d] = model.actuator_forcerange[a, 1]
-    from isaacgymenvs.tasks.amp_task import AMPTaskConfig
-
-    layout = terms.obs_layout(groups, sk.num_dof, len(AMPTaskConfig.keyBodies))
+    dep = meta.get("deploy") or _legacy_deploy(task)
+    sk = skeleton_from_model(characters.load_model(TASKS[task][0], pd_gains=(dep["pd_gains"]["kp"], dep["pd_gains"]["kd"])))
+    layout = terms.obs_layout(terms.joint_groups(sk), sk.num_dof, len(dep["key_bodies"]))
+    if sum(n for _, n in layout) != int(meta["obs"]):
+        raise ExportError(f"checkpoint {str(checkpoint)!r}: its observation size {meta['obs']} does not match the "
+                          f"{task} model's {sum(n for _, n in layout)}")
     return {
         "task": task,
+        "character": dep.get("character", TASKS[task][0]),
         "source_checkpoint": str(checkpoint),
         "epoch": epoch,
         "observation": {"size": int(meta["obs"]), "layout": [{"name": n, "size": s} for n, s in layout],
-                        "normalization": "clip((obs - mean) / std, -5, 5), mean/std in obs_norm.npz", "clip": OBS_CLIP},
+                        "normalization": "clip((obs - mean) / std, -5, 5), mean/std in obs_norm.npz", "clip": OBS_CLIP,
+                        "key_bodies": dep["key_bodies"], "local_root_obs": bool(dep.get("local_root_obs", False))},
         "action": {
             "size": int(meta["actions"]),
             "clip": [-ACTION_CLIP, ACTION_CLIP],
-            "pd_target": "target = offset + scale * clip(action, -1, 1), per joint in joint_order",
-            "offset": [float(x) for x in offset],
-            "scale": [float(x) for x in scale],
+            "pd_target": "target = clip(offset + scale * clip(action, -1, 1), target_low, target_high), per joint in "
+                         "joint_order (null: no bound)",
+            "mapping": dep.get("action_mapping", "limits"),
+            "offset": dep["action_offset"],
+            "scale": dep["action_scale"],
+            "target_low": dep["target_low"],
+            "target_high": dep["target_high"],
         },
-        "joint_order": sk.dof_names,
-        "pd_gains": {"kp": kp.tolist(), "kd": kd.tolist(), "torque_limit": torque.tolist(),
-                     "law": "tau = clip(kp * (target - q) - kd * qdot, -torque_limit, torque_limit)"},
+        "joint_order": dep.get("joint_order", sk.dof_names),
+        "pd_gains": {**dep["pd_gains"], "law": "tau = clip(kp * (target - q) - kd * qdot, -torque_limit, torque_limit)"},
         "control_period_s": float(meta.get("control_dt", 1.0 / 30.0)),
-        "physics_timestep_s": float(model.opt.timestep),
+        "physics_timestep_s": float(dep["physics_timestep_s"]),
         "quaternion_order": "wxyz (MuJoCo)",
+        "motion": {"file": dep.get("motion_file", "amp_humanoid_run.npy"), "ground": dep.get("motion_ground", "rolling_min"),
+                   "fps": dep.get("motion_fps")},
+        "evaluation": {"contact_bodies": dep["contact_bodies"], "termination_height": dep["termination_height"],
+                       "episode_length": dep["episode_length"], "amp_obs_steps": dep["amp_obs_steps"]},
     }
 
 

@@ -17,6 +17,7 @@ the neighbours gives the true speed there, a forward difference would alternate 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mujoco
@@ -197,3 +198,24 @@ def clip_from_skeleton_motion(
         joint_limit_violations=violations,
         ground_offset_m=offset,
     )
+
+
+def load_clip(f, skeleton: "Skeleton", model: mujoco.MjModel | None, trust: bool = False,
+              ground: str = "rolling_min", fps: float | None = None) -> MotionClip:
+    """One clip for ``skeleton`` (the torch Skeleton or sim2sim's numpy one): a G1 ``.csv`` or a
+    poselib ``.npy``; a clip of another character is a :class:`ClipError` that says what to do."""
+    from isaacgymenvs.motion.g1 import G1_JOINT_NAMES, load_g1_csv  # g1 imports this module
+    from isaacgymenvs.motion.poselib import load_skeleton_motion
+
+    f = Path(f)
+    is_g1 = list(skeleton.dof_names) == list(G1_JOINT_NAMES)
+    if f.suffix.lower() == ".csv":
+        if not is_g1:
+            raise ClipError(f, f"a G1 CSV clip, but this task's character has {skeleton.num_dof} other joints "
+                               f"({', '.join(skeleton.dof_names[:3])}, ...); G1 clips are for task=G1AMP")
+        return load_g1_csv(f, fps=fps, model=model, ground=ground)
+    if is_g1:
+        raise ClipError(f, "task=G1AMP takes G1 CSV clips (unitree_g1/motions/FORMAT.md); turn an AMP humanoid clip into "
+                           f"one with: python -m isaacgymenvs.motion retarget {f} --robot g1 --out {f.stem}_g1.csv")
+    sm = load_skeleton_motion(f, trust=trust)
+    return clip_from_skeleton_motion(sm, skeleton, model, ground=ground)

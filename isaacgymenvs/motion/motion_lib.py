@@ -1,7 +1,8 @@
 """MotionLib: batched sampling and interpolation of reference clips on a torch device.
 
 One clip, or an IsaacGymEnvs-style YAML list ``motions: [{file, weight}]`` (paths relative
-to the YAML). Clips are drawn in proportion to their weights, times uniformly over a clip;
+to the YAML). A clip is a poselib ``.npy`` (AMP humanoid) or a G1 ``.csv`` (``motion/g1.py``;
+fps from the manifest, from ``fps`` or from the list entry's ``fps``). Clips are drawn in proportion to their weights, times uniformly over a clip;
 frames are interpolated (root position and joint angles lerp, root rotation slerp,
 velocities lerp) and key-body positions come from forward kinematics of the interpolated
 pose, so they are exactly what a simulator shows for the same state.
@@ -16,8 +17,8 @@ import mujoco
 import torch
 import yaml
 
-from isaacgymenvs.motion.clip import MotionClip, clip_from_skeleton_motion
-from isaacgymenvs.motion.poselib import ClipError, load_skeleton_motion
+from isaacgymenvs.motion.clip import MotionClip, load_clip
+from isaacgymenvs.motion.poselib import ClipError
 from isaacgymenvs.motion.skeleton import Skeleton
 from isaacgymenvs.utils.rotations import quat_slerp
 
@@ -35,8 +36,9 @@ class MotionState:
     key_body_pos: torch.Tensor  # [N, K, 3]
 
 
-def read_motion_list(path) -> list[tuple[Path, float]]:
-    """Parse a motion YAML into ``(file, weight)`` pairs; files are checked to exist."""
+def read_motion_list(path) -> list[tuple[Path, float, float | None]]:
+    """Parse a motion YAML into ``(file, weight, fps)`` entries (fps: for G1 CSVs, else None);
+    files are checked to exist."""
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text())
@@ -55,25 +57,26 @@ def read_motion_list(path) -> list[tuple[Path, float]]:
         w = entry.get("weight", 1.0)
         if not isinstance(w, (int, float)) or w < 0:
             raise ClipError(path, f"motions[{i}] weight must be a non-negative number, got {w!r}")
-        out.append((f, float(w)))
-    if sum(w for _, w in out) <= 0:
+        fps = entry.get("fps")
+        if fps is not None and (not isinstance(fps, (int, float)) or fps <= 0):
+            raise ClipError(path, f"motions[{i}] fps must be a positive number, got {fps!r}")
+        out.append((f, float(w), fps))
+    if sum(e[1] for e in out) <= 0:
         raise ClipError(path, "the motion weights sum to zero")
     return out
 
 
 def load_clips(
-    motion_file, skeleton: Skeleton, model: mujoco.MjModel | None, trust: bool = False, ground: str = "rolling_min"
+    motion_file, skeleton: Skeleton, model: mujoco.MjModel | None, trust: bool = False, ground: str = "rolling_min",
+    fps: float | None = None,
 ) -> tuple[list[MotionClip], list[float]]:
     motion_file = Path(motion_file)
     if motion_file.suffix.lower() in (".yaml", ".yml"):
         entries = read_motion_list(motion_file)
     else:
-        entries = [(motion_file, 1.0)]
-    clips = []
-    for f, _ in entries:
-        sm = load_skeleton_motion(f, trust=trust)
-        clips.append(clip_from_skeleton_motion(sm, skeleton, model, ground=ground))
-    return clips, [w for _, w in entries]
+        entries = [(motion_file, 1.0, None)]
+    clips = [load_clip(f, skeleton, model, trust, ground, f_fps if f_fps is not None else fps) for f, _, f_fps in entries]
+    return clips, [e[1] for e in entries]
 
 
 class MotionLib:
@@ -112,8 +115,8 @@ class MotionLib:
         self._cdf = torch.cumsum(self.weights, 0)
 
     @classmethod
-    def from_file(cls, motion_file, skeleton, model, key_bodies, device="cpu", trust=False, ground="rolling_min"):
-        clips, weights = load_clips(motion_file, skeleton, model, trust=trust, ground=ground)
+    def from_file(cls, motion_file, skeleton, model, key_bodies, device="cpu", trust=False, ground="rolling_min", fps=None):
+        clips, weights = load_clips(motion_file, skeleton, model, trust=trust, ground=ground, fps=fps)
         return cls(clips, weights, skeleton, key_bodies, device=device)
 
     @property

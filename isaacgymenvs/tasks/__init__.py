@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
-from isaacgymenvs import assets, characters
+from isaacgymenvs import characters
 from isaacgymenvs.motion.motion_lib import MotionLib
 from isaacgymenvs.motion.skeleton import skeleton_from_model
 from isaacgymenvs.sim import make_backend
-from isaacgymenvs.task_registry import TASKS
+from isaacgymenvs.task_registry import TASKS, resolve_motion_file  # noqa: F401 (re-exported)
 from isaacgymenvs.tasks.amp_task import AMPTask, AMPTaskConfig
-
-
-def resolve_motion_file(motion_file: str, motion_dir: str) -> Path:
-    """A path as given (absolute or relative to the working directory), else a bundled clip name."""
-    p = Path(motion_file).expanduser()
-    if p.exists():
-        return p
-    if p.is_absolute() or len(p.parts) > 1:
-        raise FileNotFoundError(f"motion_file {motion_file!r} does not exist")
-    return assets.asset_path(f"{motion_dir}/{motion_file}")
 
 
 def task_config(env_cfg: dict) -> AMPTaskConfig:
@@ -38,7 +27,8 @@ def make_task(task_name: str, env_cfg: dict, sim: str = "mujoco", device: str = 
         raise ValueError(f"unknown task {task_name!r}; known tasks: {sorted(TASKS)}")
     character, motion_dir = TASKS[task_name]
     cfg = task_config(env_cfg)
-    model = characters.load_model(character)
+    spec = characters.get_character(character)
+    model = characters.load_model(spec, pd_gains=env_cfg.get("pdGains"))
     if env_cfg.get("mujoco_timestep"):
         # A coarser physics step than the MJCF's (e.g. 1/120 s, Isaac Gym's rate) trades accuracy for speed.
         model.opt.timestep = float(env_cfg["mujoco_timestep"])
@@ -47,7 +37,20 @@ def make_task(task_name: str, env_cfg: dict, sim: str = "mujoco", device: str = 
     motion_lib = MotionLib.from_file(
         motion_file, skeleton, model, cfg.keyBodies, device=device,
         trust=bool(env_cfg.get("motion_trust", False)), ground=env_cfg.get("motion_ground", "rolling_min"),
+        fps=env_cfg.get("motion_fps"),
     )
     control_dt = float(env_cfg.get("controlFrequencyInv", 2)) * float(env_cfg.get("sim_dt", 1.0 / 60.0))
     backend = make_backend(sim, model, cfg.numEnvs, control_dt, device=device, **sim_kw)
-    return AMPTask(cfg, backend, motion_lib, skeleton, seed=seed)
+    task = AMPTask(cfg, backend, motion_lib, skeleton, seed=seed, default_pose=characters.default_pose(model, spec))
+    kp, kd = characters.pd_gains_arrays(model)
+    task.deploy_extra = {
+        "character": character,
+        # the training clip, as the config named it (sim2sim's default reference)
+        "motion_file": str(env_cfg["motion_file"]),
+        "motion_ground": env_cfg.get("motion_ground", "rolling_min"),
+        "motion_fps": env_cfg.get("motion_fps"),
+        "pd_gains": {"kp": kp.tolist(), "kd": kd.tolist(),
+                     "torque_limit": [float(x) if x != float("inf") else None for x in characters.torque_limits(model)]},
+        "physics_timestep_s": float(model.opt.timestep),
+    }
+    return task

@@ -23,6 +23,7 @@ from isaacgymenvs.sim.base import SimBackend
 from isaacgymenvs.tasks import terms
 
 STATE_INIT_MODES = ("Default", "Start", "Random", "Hybrid")
+ACTION_MAPPINGS = ("limits", "default_pose")
 
 
 @dataclass
@@ -47,8 +48,16 @@ class AMPTaskConfig:
     contactBodies: tuple[str, ...] = ("right_foot", "left_foot")
     #: Bodies whose relative positions enter the observation.
     keyBodies: tuple[str, ...] = ("right_hand", "left_hand", "right_foot", "left_foot")
-    #: Height of the root in the default pose (m).
-    defaultRootHeight: float = 0.89
+    #: Height of the root in the default pose (m); null: the character's default keyframe.
+    defaultRootHeight: float | None = 0.89
+    #: PD targets from actions: ``limits`` (IsaacGymEnvs: 3-DoF joints span [-pi, pi], hinges 1.4x
+    #: their range around the middle) or ``default_pose`` (target = default pose + actionScale *
+    #: half the joint range * action, clamped to the joint range; the usual mapping on a robot).
+    actionMapping: str = "limits"
+    #: With ``default_pose``: the action's reach as a fraction of each joint's half range.
+    actionScale: float = 1.0
+    #: Observation size the config expects (checked against the model's); null: not checked.
+    numObservations: int | None = None
     #: Reset finished episodes by mask, without host synchronization (draws states for every
     #: env each step), so that the whole environment step can be captured as one CUDA graph
     #: (SimBackend.graphed). False: reset by env ids (one synchronization per step).
@@ -63,6 +72,7 @@ class AMPTask:
         motion_lib: MotionLib,
         skeleton: Skeleton,
         seed: int = 0,
+        default_pose: tuple[float | None, "torch.Tensor | None"] = (None, None),
     ):
         if cfg.stateInit not in STATE_INIT_MODES:
             raise ValueError(f"task.env.stateInit must be one of {STATE_INIT_MODES}, got {cfg.stateInit!r}")
@@ -72,6 +82,10 @@ class AMPTask:
             raise ValueError(f"task.env.hybridInitProb must lie in [0, 1], got {cfg.hybridInitProb}")
         if cfg.episodeLength < 2:
             raise ValueError(f"task.env.episodeLength must be at least 2, got {cfg.episodeLength}")
+        if cfg.actionMapping not in ACTION_MAPPINGS:
+            raise ValueError(f"task.env.actionMapping must be one of {ACTION_MAPPINGS}, got {cfg.actionMapping!r}")
+        if not (isinstance(cfg.actionScale, (int, float)) and 0.0 < cfg.actionScale <= 2.0):
+            raise ValueError(f"task.env.actionScale must lie in (0, 2], got {cfg.actionScale!r}")
         if skeleton.dof_names != sim.dof_names:
             raise ValueError("the motion skeleton and the simulator disagree on the joint order")
         self.cfg = cfg
@@ -86,12 +100,30 @@ class AMPTask:
         allowed = torch.zeros(sim.num_bodies, dtype=torch.bool, device=self.device)
         allowed[skeleton.body_index(cfg.contactBodies)] = True
         self.allowed_contact = allowed
-        offset, scale = terms.pd_action_offset_scale(self.groups, skeleton.dof_limits)
+        root_h, dof0 = default_pose
+        dof0 = torch.zeros(sim.num_dof, dtype=torch.float64) if dof0 is None else torch.as_tensor(dof0, dtype=torch.float64)
+        self.default_root_height = float(cfg.defaultRootHeight if cfg.defaultRootHeight is not None else root_h or 0.0)
+        if cfg.defaultRootHeight is None and root_h is None:
+            raise ValueError("task.env.defaultRootHeight is null but the character has no default keyframe; give a height")
+        if cfg.actionMapping == "limits":
+            offset, scale = terms.pd_action_offset_scale(self.groups, skeleton.dof_limits)
+            low = torch.full_like(offset, -torch.inf)
+            high = torch.full_like(offset, torch.inf)
+        else:
+            offset, scale = terms.default_pose_offset_scale(dof0, skeleton.dof_limits, cfg.actionScale)
+            low, high = skeleton.dof_limits[:, 0], skeleton.dof_limits[:, 1]
         self.action_offset = offset.to(self.device, torch.float32)
         self.action_scale = scale.to(self.device, torch.float32)
+        self.target_low = low.to(self.device, torch.float32)
+        self.target_high = high.to(self.device, torch.float32)
         self.num_actions = sim.num_dof
         self.obs_layout = terms.obs_layout(self.groups, sim.num_dof, len(cfg.keyBodies))
         self.num_obs = sum(n for _, n in self.obs_layout)
+        if cfg.numObservations is not None and int(cfg.numObservations) != self.num_obs:
+            raise ValueError(
+                f"task.env.numObservations is {cfg.numObservations} but the model gives {self.num_obs} "
+                f"({', '.join(f'{n} {k}' for k, n in self.obs_layout)}); set it to {self.num_obs} or null"
+            )
         self.num_amp_obs_per_step = self.num_obs
         self.num_amp_obs = cfg.numAMPObsSteps * self.num_obs
         N = self.num_envs
@@ -100,11 +132,33 @@ class AMPTask:
         self.truncated = torch.zeros(N, dtype=torch.bool, device=self.device)
         self.obs = torch.zeros(N, self.num_obs, device=self.device)
         self.amp_hist = torch.zeros(N, cfg.numAMPObsSteps, self.num_obs, device=self.device)
-        self.default_dof_pos = torch.zeros(sim.num_dof, device=self.device)
+        self.default_dof_pos = dof0.to(self.device, torch.float32)
         #: Per env: whether the last reset was a reference-state reset (for statistics).
         self.ref_reset = torch.zeros(N, dtype=torch.bool, device=self.device)
         #: Reset finished episodes by mask (no host synchronization) instead of by their ids.
         self.sync_free_resets = cfg.syncFreeResets
+
+    def deploy_info(self) -> dict:
+        """What a deployment (export, sim2sim) needs to run this task's policy without the config."""
+        f = lambda t: [float(x) for x in t.cpu()]  # noqa: E731
+        return {
+            **getattr(self, "deploy_extra", {}),
+            "joint_order": list(self.sim.dof_names),
+            "control_period_s": float(self.dt),
+            "key_bodies": list(self.cfg.keyBodies),
+            "contact_bodies": list(self.cfg.contactBodies),
+            "termination_height": float(self.cfg.terminationHeight),
+            "episode_length": int(self.cfg.episodeLength),
+            "amp_obs_steps": int(self.cfg.numAMPObsSteps),
+            "local_root_obs": bool(self.cfg.localRootObs),
+            "action_mapping": self.cfg.actionMapping,
+            "action_offset": f(self.action_offset),
+            "action_scale": f(self.action_scale),
+            "target_low": [x if x != -float("inf") else None for x in f(self.target_low)],
+            "target_high": [x if x != float("inf") else None for x in f(self.target_high)],
+            "default_root_height": self.default_root_height,
+            "default_dof_pos": f(self.default_dof_pos),
+        }
 
     # ----------------------------------------------------------------- observations
     def _sim_obs(self, env_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -152,7 +206,7 @@ class AMPTask:
             return
         z = lambda *s: torch.zeros(M, *s, device=self.device)  # noqa: E731
         pos = z(3)
-        pos[:, 2] = self.cfg.defaultRootHeight
+        pos[:, 2] = self.default_root_height
         quat = z(4)
         quat[:, 0] = 1.0
         self._write(env_ids, pos, quat, z(3), z(3), self.default_dof_pos.expand(M, -1), z(self.num_actions))
@@ -221,7 +275,7 @@ class AMPTask:
         st = self.motion_lib.get_motion_state(ids, times)
         s = self.sim
         default = [torch.zeros(N, d, device=self.device) for d in (3, 4, 3, 3)]
-        default[0][:, 2] = self.cfg.defaultRootHeight
+        default[0][:, 2] = self.default_root_height
         default[1][:, 0] = 1.0
         default += [self.default_dof_pos.expand(N, -1), torch.zeros(N, self.num_actions, device=self.device)]
         drawn = (st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel)
@@ -257,7 +311,8 @@ class AMPTask:
     def step(self, actions: torch.Tensor):
         """Returns ``obs [N, O]``, ``reward [N]``, ``terminated [N]``, ``truncated [N]``."""
         actions = actions.to(self.device, torch.float32).clamp(-1.0, 1.0)
-        self.sim.set_pd_targets(self.action_offset + self.action_scale * actions)
+        targets = torch.minimum(torch.maximum(self.action_offset + self.action_scale * actions, self.target_low), self.target_high)
+        self.sim.set_pd_targets(targets)
         self.sim.step()
         self.progress += 1
         obs = self._sim_obs()

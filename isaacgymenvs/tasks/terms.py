@@ -155,6 +155,14 @@ def pd_action_offset_scale(groups: list[JointGroup], limits: torch.Tensor, hinge
     return 0.5 * (high + low), 0.5 * (high - low)
 
 
+def default_pose_offset_scale(default_dof_pos: torch.Tensor, limits: torch.Tensor, action_scale: float = 1.0):
+    """A robot's PD action mapping ``target = offset + scale * action`` around a standing pose:
+    ``offset`` is the pose, ``scale`` is ``action_scale`` times half of each joint's range (the
+    caller clamps targets to the range). ``limits`` is ``[D, 2]``."""
+    half = 0.5 * (limits[:, 1] - limits[:, 0])
+    return default_dof_pos.to(limits.dtype).clone(), action_scale * half
+
+
 def fall_termination(
     contact_forces_w: torch.Tensor,
     body_pos_w: torch.Tensor,
