@@ -1,6 +1,6 @@
 """Run an exported ONNX policy in the MuJoCo C library on the CPU, without torch: the deployment check.
 
-    python -m isaacgymenvs.sim2sim policy=EXPORT_DIR [episodes=10] [motion=CLIP] [video=out.gif] [seed=0]
+    python -m isaacgymenvs.sim2sim policy=EXPORT_DIR [episodes=10] [motion=CLIP] [video=out.gif] [seed=0] [model=eval|train]
     python -m isaacgymenvs.sim2sim policy=models:/HumanoidAMP-policy@champion [episodes=10] [video=out.gif|none]
 
 ``EXPORT_DIR`` is what ``python -m isaacgymenvs.export`` wrote (``policy.onnx`` + ``policy.json``).
@@ -8,6 +8,11 @@ A ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI (what ``make promote`` 
 downloaded from the MLflow store (``MLFLOW_TRACKING_URI``, else the embedded one); the JSON and the
 video (rendered by default, ``video=none`` skips it) are logged to the model version's run under
 ``sim2sim/v<version>/``, and the numbers become tags of the version.
+
+The policy runs in the character's evaluation model (the G1: the full-mesh ``scene.xml``, trained on
+the primitive-collider ``scene_mjx.xml``); ``model=train`` runs it in the training model instead.
+Everything task-specific (PD gains, action mapping, key bodies, fall test, reference clip) comes
+from ``policy.json``.
 
 Episodes start from reference states of the clip (random times), run the policy's mean action
 through the PD law in ``policy.json`` at its control period, and end by a fall (a non-foot body
@@ -169,9 +174,11 @@ def _resolve_clip(motion: str | None, info: dict, motion_dir: str) -> tuple[Path
 
 
 def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | None = None, seed: int = 0,
-        episode_length: int | None = None, termination_height: float | None = None, amp_steps: int | None = None) -> dict:
-    """Run the export in the character's evaluation model (for the G1 the full-mesh scene.xml) with
-    the PD gains, action mapping, key bodies and fall test written in its ``policy.json``."""
+        episode_length: int | None = None, termination_height: float | None = None, amp_steps: int | None = None,
+        model: str = "eval") -> dict:
+    """Run the export in the character's evaluation model (``model="eval"``: for the G1 the full-mesh
+    scene.xml) or its training model (``"train"``: tells the policy's own failures from the gap
+    between the two), with the PD gains, action mapping, key bodies and fall test of its ``policy.json``."""
     import onnxruntime as ort
 
     from isaacgymenvs import characters
@@ -189,7 +196,9 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
     character, motion_dir = TASKS[task]
     spec = characters.get_character(info.get("character", character))
     pd = info["pd_gains"]
-    m = characters.load_model(spec, variant="eval", pd_gains=(pd["kp"], pd["kd"]), torque_limit=pd.get("torque_limit"))
+    if model not in ("eval", "train"):
+        raise ValueError(f"model must be 'eval' (the full model) or 'train' (the training model), got {model!r}")
+    m = characters.load_model(spec, variant=model, pd_gains=(pd["kp"], pd["kd"]), torque_limit=pd.get("torque_limit"))
     if [m.joint(j).name for j in range(1, m.njnt)] != info["joint_order"]:
         raise ValueError(f"{policy_dir}: policy.json joint order does not match the {spec.name} model")
     ev = info.get("evaluation", {})
@@ -265,7 +274,7 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
             out_video = recorder.save()
             recorder = None
     out = {
-        "policy": str(policy_dir), "task": task, "model": spec.eval_mjcf or spec.mjcf, "motion": str(motion_path),
+        "policy": str(policy_dir), "task": task, "model": (spec.eval_mjcf or spec.mjcf) if model == "eval" else spec.mjcf, "motion": str(motion_path),
         "episodes": episodes,
         "fall_rate": falls / episodes, "mean_episode_length": float(np.mean(lengths)),
         "motion_nn_dist": _nn_dist(np.array(agent_amp), ref, mean, std),
@@ -276,7 +285,7 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
 
 
 def run_registered(model_uri: str, episodes: int = 10, motion: str | None = None, video: str | None = "", seed: int = 0,
-                   tracking_uri: str | None = None) -> dict:
+                   tracking_uri: str | None = None, model: str = "eval") -> dict:
     """:func:`run` on a registered model version (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``).
 
     The version's export folder is downloaded into a temporary folder; the result JSON and the
@@ -295,7 +304,7 @@ def run_registered(model_uri: str, episodes: int = 10, motion: str | None = None
     with tempfile.TemporaryDirectory(prefix="sim2sim-") as tmp:
         policy_dir = reg.download_policy(mv, Path(tmp) / "model")
         out_video = (str(Path(tmp) / f"sim2sim_v{mv.version}.gif") if video == "" else video) or None
-        res = run(policy_dir, episodes, motion, out_video, seed)
+        res = run(policy_dir, episodes, motion, out_video, seed, model=model)
         res.update(policy=model_uri, model=mv.name, model_version=int(mv.version), tracking_uri=redact(reg.uri))
         if out_video:
             res["video_artifact"] = f"sim2sim/v{mv.version}/{Path(out_video).name}"
@@ -308,10 +317,10 @@ def run_registered(model_uri: str, episodes: int = 10, motion: str | None = None
 def main(argv=None) -> int:
     from isaacgymenvs.utils.cli import parse_kv, run_json
 
-    args = parse_kv(sys.argv[1:] if argv is None else argv, {"policy", "episodes", "motion", "video", "seed"}, {"policy"})
+    args = parse_kv(sys.argv[1:] if argv is None else argv, {"policy", "episodes", "motion", "video", "seed", "model"}, {"policy"})
     if args is None:
         print("usage: python -m isaacgymenvs.sim2sim policy=EXPORT_DIR|models:/NAME@ALIAS [episodes=N] [motion=CLIP] "
-              "[video=out.gif|none] [seed=S]", file=sys.stderr)
+              "[video=out.gif|none] [seed=S] [model=eval|train]", file=sys.stderr)
         return 2
     video = args.get("video")
     if video is not None and video.strip().lower() in ("", "none", "0", "false", "no"):
@@ -319,9 +328,10 @@ def main(argv=None) -> int:
 
     def go() -> dict:
         episodes, seed, motion = int(args.get("episodes", 10)), int(args.get("seed", 0)), args.get("motion")
+        which = args.get("model", "eval")
         if args["policy"].startswith("models:/"):  # the registry; a video unless video=none
-            return run_registered(args["policy"], episodes, motion, "" if "video" not in args else video, seed)
-        return run(args["policy"], episodes, motion, video, seed)
+            return run_registered(args["policy"], episodes, motion, "" if "video" not in args else video, seed, model=which)
+        return run(args["policy"], episodes, motion, video, seed, model=which)
 
     errors: tuple = (FileNotFoundError, ValueError)
     if args["policy"].startswith("models:/"):

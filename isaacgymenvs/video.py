@@ -22,7 +22,14 @@ class VideoRecorder:
         self.data = mujoco.MjData(model)
         self.renderer = mujoco.Renderer(model, height, width)
         names = [model.camera(i).name for i in range(model.ncam)]
-        self.camera = camera if camera in names else -1  # a tracking camera of the model, else the free one
+        if camera in names:  # the model's own camera (the AMP humanoid has a tracking "side" camera)
+            self.camera = camera
+        else:  # else a camera that follows the root body from the side (the G1 models have none)
+            cam = mujoco.MjvCamera()
+            cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+            cam.trackbodyid = 1
+            cam.distance, cam.azimuth, cam.elevation = 3.0, 90.0, -15.0
+            self.camera = cam
         self.frames: list[np.ndarray] = []
 
     def capture_data(self, data: mujoco.MjData) -> None:

@@ -177,7 +177,7 @@ def test_train_export_and_sim2sim_in_the_full_mesh_model(g1_assets, tmp_path):
     info = json.loads((Path(out) / "policy.json").read_text())
     assert info["task"] == "G1AMP" and info["observation"]["size"] == 86 and info["control_period_s"] == pytest.approx(0.02)
     assert info["pd_gains"]["kp"][3] == 150 and info["action"]["target_high"][3] == pytest.approx(2.8798, abs=1e-4)
-    assert info["motion"]["file"] == G1_CFG["motion_file"] and info["evaluation"]["termination_height"] == 0.3
+    assert info["motion"]["file"] == G1_CFG["motion_file"] and info["evaluation"]["termination_height"] == 0.2
     code = ("import json, sys; from isaacgymenvs.sim2sim import main; rc = main(sys.argv[1:]); "
             "print('TORCH', 'torch' in sys.modules); sys.exit(rc)")
     r = subprocess.run([sys.executable, "-c", code, f"policy={out}", "episodes=2", f"video={tmp_path / 'g1.gif'}"],
@@ -189,3 +189,13 @@ def test_train_export_and_sim2sim_in_the_full_mesh_model(g1_assets, tmp_path):
     assert "TORCH False" in r.stdout
     assert res["model"] == "unitree_g1/scene.xml" and res["motion"].endswith("g1_from_amp_walk.csv")
     assert 0.0 <= res["fall_rate"] <= 1.0 and res["motion_nn_dist"] > 0 and res["video_frames"] >= 1
+    from PIL import Image
+
+    # the G1 models have no camera: the recorder follows the robot, so no two frames are merged as equal
+    assert Image.open(tmp_path / "g1.gif").n_frames == res["video_frames"]
+    from isaacgymenvs import sim2sim
+
+    train = sim2sim.run(out, episodes=1, model="train")
+    assert train["model"] == "unitree_g1/scene_mjx.xml" and train["episodes"] == 1
+    with pytest.raises(ValueError, match="model must be 'eval'"):
+        sim2sim.run(out, episodes=1, model="mjx")

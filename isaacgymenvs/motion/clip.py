@@ -213,7 +213,9 @@ def load_clip(f, skeleton: "Skeleton", model: mujoco.MjModel | None, trust: bool
         if not is_g1:
             raise ClipError(f, f"a G1 CSV clip, but this task's character has {skeleton.num_dof} other joints "
                                f"({', '.join(skeleton.dof_names[:3])}, ...); G1 clips are for task=G1AMP")
-        return load_g1_csv(f, fps=fps, model=model, ground=ground)
+        # the G1 clip tools run on g1.xml (its foot contact spheres give the floor for ground="rolling_min");
+        # the task model has the same bodies and joints (the caller checked the joint names)
+        return load_g1_csv(f, fps=fps, ground=ground)
     if is_g1:
         raise ClipError(f, "task=G1AMP takes G1 CSV clips (unitree_g1/motions/FORMAT.md); turn an AMP humanoid clip into "
                            f"one with: python -m isaacgymenvs.motion retarget {f} --robot g1 --out {f.stem}_g1.csv")
