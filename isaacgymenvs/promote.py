@@ -85,15 +85,20 @@ def promote(sweep: str = "default", metric: str | None = None, mode: str | None 
     _say(f"sweep {sweep!r} (parent run {state['parent_run_id']}): finished trials by {metric} ({mode}):")
     for value, run in ranked:
         _say(f"  {value:12.5g}  {run.info.run_id}  {run.info.run_name}")
-    value, run = ranked[0]
-    rid = run.info.run_id
-    task = run.data.tags.get("task") or run.data.params.get("task.name")
-    if not task:
-        raise PromoteError(f"run {rid} has no task tag or task.name param: not a training run of this project")
-    name = reg.model_name(task)
-
     with tempfile.TemporaryDirectory(prefix="promote-") as tmp:
-        ckpt, art = r.download_checkpoint(run, Path(tmp) / "download")
+        for i, (value, run) in enumerate(ranked):  # the best trial that has a checkpoint artifact
+            try:
+                ckpt, art = r.download_checkpoint(run, Path(tmp) / "download")
+                break
+            except reg.MissingCheckpointError as e:
+                if i == len(ranked) - 1:
+                    raise PromoteError(f"no finished trial of sweep {sweep!r} has a checkpoint artifact (the last: {e})") from e
+                _say(f"skipped {run.info.run_name}: {e}")
+        rid = run.info.run_id
+        task = run.data.tags.get("task") or run.data.params.get("task.name")
+        if not task:
+            raise PromoteError(f"run {rid} has no task tag or task.name param: not a training run of this project")
+        name = reg.model_name(task)
         digest = reg.sha256(ckpt)
         mv = r.find_version(name, rid, digest)
         registered = mv is None

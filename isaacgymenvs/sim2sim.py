@@ -274,7 +274,7 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
             out_video = recorder.save()
             recorder = None
     out = {
-        "policy": str(policy_dir), "task": task, "model": (spec.eval_mjcf or spec.mjcf) if model == "eval" else spec.mjcf, "motion": str(motion_path),
+        "policy": str(policy_dir), "task": task, "mjcf": (spec.eval_mjcf or spec.mjcf) if model == "eval" else spec.mjcf, "motion": str(motion_path),
         "episodes": episodes,
         "fall_rate": falls / episodes, "mean_episode_length": float(np.mean(lengths)),
         "motion_nn_dist": _nn_dist(np.array(agent_amp), ref, mean, std),

@@ -24,6 +24,18 @@ def resolve_motion_file(motion_file: str, motion_dir: str) -> Path:
     try:
         return assets.asset_path(f"{motion_dir}/{p.as_posix()}")
     except assets.AssetError as e:
+        for task, (_, other_dir) in TASKS.items():  # a bundled clip of another character
+            if other_dir != motion_dir:
+                try:
+                    found = assets.asset_path(f"{other_dir}/{p.as_posix()}")
+                except assets.AssetError:
+                    continue
+                raise FileNotFoundError(
+                    f"motion_file {motion_file!r} is a clip of task {task} ({other_dir}/), not of this task "
+                    f"(its clips are under {motion_dir}/)"
+                    + (f"; make a G1 clip of it with: python -m isaacgymenvs.motion retarget {found} "
+                       f"--robot g1 --out {p.stem}_g1.csv" if motion_dir.startswith("unitree_g1") else "")
+                ) from None
         if len(p.parts) > 1:
             raise FileNotFoundError(
                 f"motion_file {motion_file!r} is neither a file (relative to {Path.cwd()}) nor a bundled clip "

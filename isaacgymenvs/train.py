@@ -122,13 +122,20 @@ class Trainer:
 
         from isaacgymenvs.learning.amp_agent import AMPAgent
         from isaacgymenvs.learning.vecenv import AMPVecEnv
+        from isaacgymenvs.learning.config_check import ConfigError
+        from isaacgymenvs.motion.poselib import ClipError
         from isaacgymenvs.tasks import make_task
 
         c = self.c
         env_cfg = dict(c["task"]["env"])
         env_cfg["sim_dt"] = float(c["task"].get("sim", {}).get("dt", 1.0 / 60.0))
         env_cfg["mujoco_timestep"] = c["task"].get("sim", {}).get("mujoco_timestep")
-        task = make_task(c["task"]["name"], env_cfg, sim=c["sim"], device=self.sim_device, seed=self.seed)
+        try:
+            task = make_task(c["task"]["name"], env_cfg, sim=c["sim"], device=self.sim_device, seed=self.seed)
+        except ClipError:
+            raise  # names the clip file and what to do
+        except ValueError as e:  # a task key the model or the checks refuse (pdGains, numObservations, ...)
+            raise ConfigError([f"task {c['task']['name']}: {e}"]) from e
         self.vec_env = AMPVecEnv(task, self.rl_device)
         cfg = dict(self.train_cfg)
         seq = cfg.pop("seq_len", None)
@@ -327,6 +334,7 @@ def play(trainer: Trainer, games_num: int, test_steps: int, headless: bool, vide
 def main(cfg: DictConfig) -> None:
     from isaacgymenvs.learning.amp_agent import CheckpointError
     from isaacgymenvs.learning.config_check import ConfigError
+    from isaacgymenvs.motion.poselib import ClipError
     from isaacgymenvs.sim import BackendUnavailableError
     from tracking import TrackingError  # the entry point wires tracking in; the package does not
 
@@ -347,7 +355,7 @@ def main(cfg: DictConfig) -> None:
         trainer.agent.observers.append(tensorboard_observer(trainer.agent))
         last = run_training(trainer, session)
         print(f"checkpoint: {last}")
-    except (ConfigError, CheckpointError, FileNotFoundError, BackendUnavailableError, TrackingError) as e:
+    except (ConfigError, ClipError, CheckpointError, FileNotFoundError, BackendUnavailableError, TrackingError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as e:

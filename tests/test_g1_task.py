@@ -187,7 +187,7 @@ def test_train_export_and_sim2sim_in_the_full_mesh_model(g1_assets, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout[: r.stdout.index("TORCH")])
     assert "TORCH False" in r.stdout
-    assert res["model"] == "unitree_g1/scene.xml" and res["motion"].endswith("g1_from_amp_walk.csv")
+    assert res["mjcf"] == "unitree_g1/scene.xml" and res["motion"].endswith("g1_from_amp_walk.csv")
     assert 0.0 <= res["fall_rate"] <= 1.0 and res["motion_nn_dist"] > 0 and res["video_frames"] >= 1
     from PIL import Image
 
@@ -196,6 +196,23 @@ def test_train_export_and_sim2sim_in_the_full_mesh_model(g1_assets, tmp_path):
     from isaacgymenvs import sim2sim
 
     train = sim2sim.run(out, episodes=1, model="train")
-    assert train["model"] == "unitree_g1/scene_mjx.xml" and train["episodes"] == 1
+    assert train["mjcf"] == "unitree_g1/scene_mjx.xml" and train["episodes"] == 1
     with pytest.raises(ValueError, match="model must be 'eval'"):
         sim2sim.run(out, episodes=1, model="mjx")
+
+
+def test_command_line_errors_are_one_line(g1_assets, tmp_path):
+    """Bad G1 inputs stop train.py with exit code 2 and one 'error:' line naming the fix, no traceback."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    cases = [
+        ("task.env.motion_file=amp_humanoid_walk.npy", "is a clip of task HumanoidAMP .* retarget .*amp_humanoid_walk.npy --robot g1"),
+        ("task.env.pdGains.knee=[1]", r"task G1AMP: task.env.pdGains\['knee'\] must be \[kp, kd\]"),
+        ("task.env.numObservations=90", "numObservations is 90 but the model gives 86"),
+    ]
+    import re
+
+    for arg, pattern in cases:
+        r = subprocess.run([sys.executable, str(REPO / "isaacgymenvs" / "train.py"), "task=G1AMP", "headless=True",
+                            "tracking=none", arg], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, (arg, r.stderr[-1500:])
+        assert "Traceback" not in r.stderr and re.search(pattern, r.stderr), (arg, r.stderr[-1500:])

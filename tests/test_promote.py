@@ -234,6 +234,15 @@ def test_clear_errors(server, storage, checkpoint, tmp_path, monkeypatch, capsys
     assert "no finished trial" in e and "RUNNING" in e and "FAILED" in e
     e = err_of(promote_main, f"storage={storage}", "sweep=s1" if (storage / "s1").exists() else "sweep=e0", "metric=reward/disc")
     assert "not comparable between runs" in e
+    # the best finished trial has no checkpoint (stopped before its first one): the next best is taken;
+    # with none that has one, a clear error
+    fake_sweep(server, storage, "nockpt", [(0.1, "FINISHED", None), (0.3, "FINISHED", checkpoint)], tmp_path)
+    res = promote(sweep="nockpt", storage=storage)
+    assert res["trial"] == "nockpt_trial_1" and res["value"] == 0.3
+    assert "skipped nockpt_trial_0" in capsys.readouterr().err
+    fake_sweep(server, storage, "nockpt2", [(0.1, "FINISHED", None), (0.3, "FINISHED", None)], tmp_path)
+    e = err_of(promote_main, f"storage={storage}", "sweep=nockpt2")
+    assert "no finished trial of sweep 'nockpt2' has a checkpoint artifact" in e
     fake_sweep(server, storage, "nometric", [(0.2, "FINISHED", checkpoint)], tmp_path)
     e = err_of(promote_main, f"storage={storage}", "sweep=nometric", "metric=eval/fall_rate")
     assert "logged the metric 'eval/fall_rate'" in e and METRIC in e

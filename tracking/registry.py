@@ -48,6 +48,10 @@ class RegistryError(TrackingError):
     """The store answered, but what was asked for is not there (sweep run, metric, model, alias)."""
 
 
+class MissingCheckpointError(RegistryError):
+    """A run has no checkpoint artifact (trained with tracking off, or stopped before its first checkpoint)."""
+
+
 def model_name(task: str) -> str:
     return f"{task}-policy"
 
@@ -188,8 +192,10 @@ class Registry:
                 with _quiet():
                     local = self._call(self.client.download_artifacts, rid, art, str(dst), timeout_s=self.t.artifact_timeout_s)
                 return Path(local), art
-        raise RegistryError(f"run {rid} ({run.info.run_name}) has no checkpoint artifact ({' or '.join(CHECKPOINTS)}); "
-                            "it was trained with tracking off or its upload failed (python -m tracking sync runs/<run>)")
+        raise MissingCheckpointError(
+            f"run {rid} ({run.info.run_name}) has no checkpoint artifact ({' or '.join(CHECKPOINTS)}); it was trained with "
+            "tracking off, stopped before its first checkpoint, or its upload failed (python -m tracking sync runs/<run>)"
+        )
 
     # ------------------------------------------------------------------ model versions
     def versions(self, name: str) -> list:

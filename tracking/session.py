@@ -7,7 +7,7 @@ The session subscribes to the trainer the way every other consumer does:
   (``runs/<run>/tracking/spool.jsonl``) and training goes on; the spool is sent oldest first,
   exactly once, when the store answers again (tried at most every ``probe_every_s`` seconds,
   and at the end).
-* ``on_checkpoint(path, kind)``: an agent checkpoint observer (kind ``epoch`` or ``best``). The
+* ``on_checkpoint(path, kind, epoch=None)``: an agent checkpoint observer (kind ``epoch`` or ``best``). The
   latest and best checkpoints and the curves PNG are uploaded at most every
   ``artifact_every`` epochs and at the end.
 * ``ending()``: a context manager around the training that ends the run FINISHED, FAILED (any
@@ -196,10 +196,11 @@ class TrackingSession:
         return True
 
     # ------------------------------------------------------------------ artifacts
-    def on_checkpoint(self, path, kind: str) -> None:
+    def on_checkpoint(self, path, kind: str, epoch: int | None = None) -> None:
         if not self.enabled or self.run_id is None:
             return
-        entry = (Path(path), self.epoch)
+        # the agent saves an epoch's checkpoints before it reports the epoch: it passes the epoch
+        entry = (Path(path), self.epoch if epoch is None else int(epoch))
         if kind == "best":
             self._best = entry
         else:

@@ -92,7 +92,7 @@ class AMPAgent(A2CAgent):
             int(cfg["amp_replay_buffer_size"]), amp_dim, self.ppo_device, keep_prob=float(cfg["amp_replay_keep_prob"])
         )
         self.observers: list = []
-        # called as fn(path, kind) after each checkpoint is written; kind: 'epoch' or 'best'
+        # called as fn(path, kind, epoch) after each checkpoint is written (before the epoch's observers); kind: 'epoch' or 'best'
         self.checkpoint_observers: list = []
         self.best_metric = math.inf
         self.eval_ref_size = int(cfg.get("eval_ref_size", 4096))
@@ -356,20 +356,22 @@ class AMPAgent(A2CAgent):
             self.dataset.update_values_dict(None)
             self.frame += self.curr_frames
             metrics = self.epoch_metrics(a_l, c_l, b_l, play_time, update_time, total_time)
-            for obs in self.observers:
-                obs(epoch, self.frame, metrics)
             out_of_time = max_time > 0 and time.perf_counter() - start >= max_time
             final = epoch >= self.max_epochs or out_of_time
+            # checkpoints before the observers: an observer may end the run (a sweep scheduler stopping
+            # the trial at this report), and the epoch it reports must have its checkpoints on disk
             if (self.save_freq > 0 and epoch % self.save_freq == 0) or final:
                 last_saved = self.save_checkpoint(nn_dir / f"{self.checkpoint_name}_{epoch}.pth")
                 for cb in self.checkpoint_observers:
-                    cb(last_saved, "epoch")
+                    cb(last_saved, "epoch", epoch)
             score = metrics["eval/motion_nn_dist"]
             if math.isfinite(score) and score < self.best_metric:
                 self.best_metric = score
                 best = self.save_checkpoint(nn_dir / f"{self.checkpoint_name}_best.pth")
                 for cb in self.checkpoint_observers:
-                    cb(best, "best")
+                    cb(best, "best", epoch)
+            for obs in self.observers:
+                obs(epoch, self.frame, metrics)
             if out_of_time:
                 print(f"max_time_s={max_time:g} reached after epoch {epoch}")
                 break
