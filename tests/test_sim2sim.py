@@ -41,18 +41,23 @@ def test_numpy_observation_equals_the_trainers(humanoid):
     assert np.allclose(ours, task._sim_obs().numpy(), atol=1e-5)
 
 
-def test_sim2sim_reports_and_renders(exported, tmp_path):
+def sim2sim_cli(*args) -> dict:
+    """``python -m isaacgymenvs.sim2sim ARGS`` in a fresh process: its JSON, after checking that it
+    exited 0 and never imported torch (skips where there is no offscreen OpenGL)."""
     env = dict(os.environ, PYTHONPATH=str(REPO), MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
     code = ("import json, sys; from isaacgymenvs.sim2sim import main; rc = main(sys.argv[1:]); "
             "print('TORCH', 'torch' in sys.modules); sys.exit(rc)")
-    r = subprocess.run([sys.executable, "-c", code, f"policy={exported}", "episodes=3", f"video={tmp_path / 'v.gif'}"],
-                       env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=300)
     if r.returncode != 0 and ("gladLoadGL" in r.stderr or "EGL" in r.stderr or "OpenGL" in r.stderr):
         pytest.skip(f"no offscreen OpenGL here: {r.stderr.strip().splitlines()[-1]}")
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout
     assert "TORCH False" in out  # the deployment check never imports torch
-    res = json.loads(out[: out.index("TORCH")])
+    return json.loads(out[: out.index("TORCH")])
+
+
+def test_sim2sim_reports_and_renders(exported, tmp_path):
+    res = sim2sim_cli(f"policy={exported}", "episodes=3", f"video={tmp_path / 'v.gif'}")
     assert res["episodes"] == 3 and 0.0 <= res["fall_rate"] <= 1.0 and res["motion_nn_dist"] > 0
     from PIL import Image
 
