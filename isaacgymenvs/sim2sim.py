@@ -333,7 +333,9 @@ def main(argv=None) -> int:
             return run_registered(args["policy"], episodes, motion, "" if "video" not in args else video, seed, model=which)
         return run(args["policy"], episodes, motion, video, seed, model=which)
 
-    errors: tuple = (FileNotFoundError, ValueError)
+    from isaacgymenvs.video import RenderUnavailableError
+
+    errors: tuple = (FileNotFoundError, ValueError, RenderUnavailableError)
     if args["policy"].startswith("models:/"):
         from tracking import TrackingError
 

@@ -336,6 +336,7 @@ def main(cfg: DictConfig) -> None:
     from isaacgymenvs.learning.config_check import ConfigError
     from isaacgymenvs.motion.poselib import ClipError
     from isaacgymenvs.sim import BackendUnavailableError
+    from isaacgymenvs.video import RenderUnavailableError
     from tracking import TrackingError  # the entry point wires tracking in; the package does not
 
     os.chdir(hydra.utils.get_original_cwd())
@@ -355,7 +356,8 @@ def main(cfg: DictConfig) -> None:
         trainer.agent.observers.append(tensorboard_observer(trainer.agent))
         last = run_training(trainer, session)
         print(f"checkpoint: {last}")
-    except (ConfigError, ClipError, CheckpointError, FileNotFoundError, BackendUnavailableError, TrackingError) as e:
+    except (ConfigError, ClipError, CheckpointError, FileNotFoundError, BackendUnavailableError, TrackingError,
+            RenderUnavailableError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as e:

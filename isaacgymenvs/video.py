@@ -11,6 +11,19 @@ import mujoco
 import numpy as np
 
 
+class RenderUnavailableError(RuntimeError):
+    """MuJoCo cannot open an offscreen OpenGL context (no display and no ``MUJOCO_GL`` backend)."""
+
+
+def make_renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Renderer:
+    try:
+        return mujoco.Renderer(model, height, width)
+    except (mujoco.FatalError, RuntimeError) as e:
+        raise RenderUnavailableError(
+            f"cannot render a video: {e}. Run with MUJOCO_GL=egl (an NVIDIA or Mesa EGL driver) or "
+            "MUJOCO_GL=osmesa (CPU only) in the environment, or leave out video=") from e
+
+
 class VideoRecorder:
     """Collects frames of one character and writes them as a GIF at ``fps``."""
 
@@ -20,7 +33,7 @@ class VideoRecorder:
         self.path = Path(path)
         self.fps = fps
         self.data = mujoco.MjData(model)
-        self.renderer = mujoco.Renderer(model, height, width)
+        self.renderer = make_renderer(model, height, width)
         names = [model.camera(i).name for i in range(model.ncam)]
         if camera in names:  # the model's own camera (the AMP humanoid has a tracking "side" camera)
             self.camera = camera

@@ -210,3 +210,28 @@ def test_command_line_errors_are_one_line(g1_assets, tmp_path):
                             "tracking=none", arg], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 2, (arg, r.stderr[-1500:])
         assert "Traceback" not in r.stderr and re.search(pattern, r.stderr), (arg, r.stderr[-1500:])
+
+
+def test_g1_learner_config_is_humanoid_amp_but_the_measured_changes():
+    """G1AMPPPO.yaml = HumanoidAMPPPO.yaml except the name and the three values BENCHMARKS.md measures
+    (a key added to one file and forgotten in the other fails here)."""
+
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    hum = flat(yaml.safe_load((REPO / "cfg" / "train" / "HumanoidAMPPPO.yaml").read_text()))
+    g1 = flat(yaml.safe_load((REPO / "cfg" / "train" / "G1AMPPPO.yaml").read_text()))
+    assert set(hum) == set(g1)
+    diff = {k: (hum[k], g1[k]) for k in hum if hum[k] != g1[k]}
+    c = "params.config."
+    assert diff == {
+        c + "name": ("${resolve_default:HumanoidAMP,${....experiment}}", "${resolve_default:G1AMP,${....experiment}}"),
+        c + "disc_grad_penalty": (5, 10),
+        c + "minibatch_size": (32768, 16384),
+        c + "task_reward_w": (0.0, 0.5),
+    }
+    # 4096 envs x horizon 16 (or 32, swept) split into whole minibatches
+    assert (4096 * g1[c + "horizon_length"]) % g1[c + "minibatch_size"] == 0

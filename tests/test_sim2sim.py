@@ -56,6 +56,18 @@ def sim2sim_cli(*args) -> dict:
     return json.loads(out[: out.index("TORCH")])
 
 
+def test_sim2sim_video_without_opengl_is_a_one_line_error(exported, tmp_path):
+    """No display and no MUJOCO_GL backend: exit 1 with the fix (MUJOCO_GL=egl|osmesa), no traceback."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(PYTHONPATH=str(REPO), MUJOCO_GL="glfw")
+    r = subprocess.run([sys.executable, "-m", "isaacgymenvs.sim2sim", f"policy={exported}", "episodes=1",
+                        f"video={tmp_path / 'v.gif'}"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert "MUJOCO_GL=egl" in r.stderr and "MUJOCO_GL=osmesa" in r.stderr
+    assert not (tmp_path / "v.gif").exists()
+
+
 def test_sim2sim_reports_and_renders(exported, tmp_path):
     res = sim2sim_cli(f"policy={exported}", "episodes=3", f"video={tmp_path / 'v.gif'}")
     assert res["episodes"] == 3 and 0.0 <= res["fall_rate"] <= 1.0 and res["motion_nn_dist"] > 0
