@@ -13,6 +13,22 @@ TASKS = {
 }
 
 
+def find_clip(name: str) -> tuple[Path, bool]:
+    """A clip named on a command line: the path as given when it exists, else a bundled clip of any
+    character (``amp_humanoid_walk.npy``, ``g1_moves/B_HandsUp.csv``). Returns the path and whether it
+    was found among the bundled clips."""
+    p = Path(name).expanduser()
+    if p.exists() or p.is_absolute():
+        return p, False
+    for _, motion_dir in TASKS.values():
+        try:
+            return assets.asset_path(f"{motion_dir}/{p.as_posix()}"), True
+        except assets.AssetError:
+            continue
+    dirs = " or ".join(f"{d}/" for _, d in TASKS.values())
+    raise FileNotFoundError(f"{name}: no such file (relative to {Path.cwd()}), and no bundled clip of that name under {dirs}")
+
+
 def resolve_motion_file(motion_file: str, motion_dir: str) -> Path:
     """A path as given (absolute or relative to the working directory), else a bundled clip
     (relative to the task's clip folder, e.g. ``amp_retarget/g1_from_amp_walk.csv``)."""

@@ -235,3 +235,16 @@ def test_cli_error_is_one_line(capsys, tmp_path):
     bad.write_bytes(b"\x93NUMPY garbage")
     code, _, err = run_cli(capsys, "info", bad, "--trust")
     assert code == 2 and err.count("\n") == 1 and str(bad) in err
+
+
+def test_cli_takes_bundled_clip_names(capsys, clip_path, tmp_path, monkeypatch):
+    """`motion info amp_humanoid_run.npy` (as in the README) finds the bundled clip; an unknown name
+    says where it looked; `convert` of a bundled clip writes into the working directory."""
+    code, res, _ = run_cli(capsys, "info", "amp_humanoid_run.npy")
+    assert code == 0 and res["frames"] == 82 and res["file"] == str(clip_path("run"))
+    code, _, err = run_cli(capsys, "info", "amp_humanoid_nothere.npy")
+    assert code == 2 and err.count("\n") == 1
+    assert "amp_humanoid/motions/ or unitree_g1/motions/" in err
+    monkeypatch.chdir(tmp_path)
+    code, res, _ = run_cli(capsys, "convert", "amp_humanoid_run.npy")
+    assert code == 0 and res["out"] == "amp_humanoid_run.npz" and (tmp_path / "amp_humanoid_run.npz").exists()

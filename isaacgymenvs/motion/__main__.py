@@ -248,7 +248,8 @@ def cmd_convert(args) -> dict:
     from isaacgymenvs.motion.poselib import load_skeleton_motion, save_npz
 
     sm = load_skeleton_motion(args.clip, trust=args.trust)
-    out = Path(args.out) if args.out else Path(args.clip).with_suffix(".npz")
+    # a bundled clip converts into the working directory, not into the asset folder
+    out = Path(args.out) if args.out else Path(Path(args.clip).name if args.bundled else args.clip).with_suffix(".npz")
     if out.resolve() == Path(args.clip).resolve():
         raise ValueError(f"{args.clip}: refusing to overwrite the source clip; pass --out")
     save_npz(sm, out)
@@ -290,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from isaacgymenvs.task_registry import find_clip
+
+        clip, args.bundled = find_clip(args.clip)
+        args.clip = str(clip)
         if args.cmd == "check":
             out, code = cmd_check(args)
         else:
