@@ -49,7 +49,7 @@ def storage(tmp_path_factory):
     return tmp_path_factory.mktemp("sweeps_out")
 
 
-def fake_sweep(server: Server, storage: Path, name: str, trials: list[tuple], tmp: Path) -> dict:
+def fake_sweep(server: Server, storage: Path, name: str, trials: list[tuple], tmp: Path, task: str = "HumanoidAMP") -> dict:
     """A finished sweep as `make sweep` leaves it. ``trials``: (eval/motion_nn_dist, status, checkpoint file or None)."""
     from mlflow import MlflowClient
 
@@ -59,10 +59,10 @@ def fake_sweep(server: Server, storage: Path, name: str, trials: list[tuple], tm
     runs = []
     for i, (value, status, ckpt) in enumerate(trials):
         rid = c.create_run(exp, run_name=f"{name}_trial_{i}", tags={
-            "mlflow.parentRunId": parent, "ray_trial_id": f"{name}_{i:05d}", "sweep": name, "task": "HumanoidAMP"}).info.run_id
+            "mlflow.parentRunId": parent, "ray_trial_id": f"{name}_{i:05d}", "sweep": name, "task": task}).info.run_id
         for k, v in DIMS.items():
             c.log_param(rid, k, v)
-        c.log_param(rid, "task.name", "HumanoidAMP")
+        c.log_param(rid, "task.name", task)
         c.log_metric(rid, METRIC, value + 1.0, step=1)
         c.log_metric(rid, METRIC, value, step=2)  # the latest value counts
         c.log_metric(rid, "reward/disc", 100.0 - value, step=2)  # a higher disc reward for worse runs: never used
@@ -265,3 +265,36 @@ def test_clear_errors(server, storage, checkpoint, tmp_path, monkeypatch, capsys
     torch.save(ck, tmp_path / "lstm.pth")
     with pytest.raises(ExportError, match="recurrent policy"):
         export(tmp_path / "lstm.pth", tmp_path / "lstm_export")
+
+
+def test_a_g1_sweep_promotes_to_its_own_model(server, storage, tmp_path):
+    """A G1AMP trial registers as G1AMP-policy (the name comes from the run's task), leaves the
+    HumanoidAMP model alone, and its registered export carries the G1's deploy info."""
+    from hydra import compose, initialize_config_dir
+
+    from isaacgymenvs import assets
+    from isaacgymenvs import train as train_mod
+    from test_train import TINY
+
+    try:
+        assets.asset_path("unitree_g1/scene_mjx.xml")
+    except assets.AssetNotFoundError as e:
+        pytest.skip(f"asset missing: {e}")
+    with initialize_config_dir(config_dir=train_mod.CFG_DIR, version_base="1.1"):
+        cfg = compose("config", overrides=[a for a in TINY if not a.startswith("task=")] + ["task=G1AMP", "max_iterations=1"])
+    t = train_mod.Trainer(cfg, runs_dir=str(tmp_path / "runs"))
+    t.build()
+    g1_ckpt = Path(t.train())
+    humanoid_before = versions(server)
+
+    fake_sweep(server, storage, "g1s", [(0.4, "FINISHED", g1_ckpt)], tmp_path, task="G1AMP")
+    res = promote("g1s", storage=storage)
+    assert res["registered"] and res["alias_moved"] and res["model"] == "G1AMP-policy"
+    assert versions(server) == humanoid_before
+    found = server.get("model-versions/search", filter="name='G1AMP-policy'")["model_versions"]
+    assert [int(v["version"]) for v in found] == [1]
+    tags = {x["key"]: x["value"] for x in found[0].get("tags", [])}
+    assert tags["task"] == "G1AMP" and tags["export.check"] == "passed"
+    model_id = found[0]["source"].rsplit("/", 1)[-1]
+    info = json.loads(next((server.root / "artifacts").rglob(f"{model_id}/artifacts/artifacts/policy/policy.json")).read_text())
+    assert info["task"] == "G1AMP" and len(info["joint_order"]) == 29 and info["action"]["mapping"] == "default_pose"
