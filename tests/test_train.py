@@ -247,3 +247,26 @@ def test_sync_free_rollout_equals_rl_games_rollout(tmp_path, rnn):
             for a, b in zip(ours[k], theirs[k]):
                 torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert lengths[0] == pytest.approx(lengths[1], abs=1e-5)
+
+
+def test_discriminator_gradients_do_not_add_up_over_minibatches(tmp_path):
+    """rl_games clears only its model's gradients; the discriminator's must be cleared too, or every
+    Adam step follows the sum of all earlier minibatch gradients. With learning rate 0 and the same
+    minibatch twice, the second step's gradients equal the first's (not twice them)."""
+    a = trainer(tmp_path, "max_iterations=1").agent
+    a.last_lr = 0.0  # rl_games sets every group's lr to last_lr after each step: the weights stay put
+    a.init_tensors()
+    a.obs = a.env_reset()
+    batch = a.play_steps()
+    a.demo_buffer.store(a.vec_env.fetch_amp_obs_demo(a.amp_batch_size))
+    a.prepare_dataset(batch)
+    a._disc_stats = []
+    mb = a.dataset[0]
+    grads = []
+    for i in range(3):
+        a.train_actor_critic(mb)
+        grads.append([p.grad.clone() for p in a.disc.parameters()])
+        a.disc.amp_norm.count.fill_(1e12)  # after the first pass the AMP normalizer no longer moves
+    assert grads[1][-2].abs().sum() > 0
+    for g2, g3 in zip(grads[1], grads[2]):
+        torch.testing.assert_close(g3, g2, rtol=1e-4, atol=1e-6)

@@ -210,6 +210,10 @@ class AMPAgent(A2CAgent):
         return out
 
     def train_actor_critic(self, input_dict):
+        # rl_games clears the gradients of self.model only; the discriminator is not part of it, and
+        # its gradients would otherwise add up over every minibatch of the run.
+        for p in self.disc.parameters():
+            p.grad = None
         m = self.amp_minibatch_size
         self._amp_mb = (input_dict["amp_obs"][:m], input_dict["amp_obs_replay"][:m], input_dict["amp_obs_demo"][:m])
         return super().train_actor_critic(input_dict)
