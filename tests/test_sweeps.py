@@ -143,7 +143,7 @@ def test_the_shipped_sweeps_pass_their_check():
     combos = space.check_spec(space.load("humanoid_gpu"))
     assert len(combos) == 8 and {tuple(sorted(c)) for c in combos} == {tuple(sorted(DIMS))}
     g1 = space.check_spec(space.load("g1_gpu"))
-    assert len(g1) == 16 and {c["train.params.config.task_reward_w"] for c in g1} == {0.25, 0.5}
+    assert len(g1) == 16 and {c["train.params.config.disc_grad_penalty"] for c in g1} == {5, 10}
 
 
 def test_cli_check_fails_before_ray_starts(tmp_path):
