@@ -251,8 +251,9 @@ def test_sync_free_rollout_equals_rl_games_rollout(tmp_path, rnn):
 
 def test_discriminator_gradients_do_not_add_up_over_minibatches(tmp_path):
     """rl_games clears only its model's gradients; the discriminator's must be cleared too, or every
-    Adam step follows the sum of all earlier minibatch gradients. With learning rate 0 and the same
-    minibatch twice, the second step's gradients equal the first's (not twice them)."""
+    Adam step follows the sum of all earlier minibatch gradients. The same minibatch three times; from
+    the second step on the learning rate is 0 and the AMP normalizer frozen, so the third step's
+    gradients equal the second's (summed, they would be twice them)."""
     a = trainer(tmp_path, "max_iterations=1").agent
     a.last_lr = 0.0  # rl_games sets every group's lr to last_lr after each step: the weights stay put
     a.init_tensors()
