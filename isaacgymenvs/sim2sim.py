@@ -73,6 +73,7 @@ class NumpySkeleton:
     dof_body: list
     dof_axis: np.ndarray
     dof_limits: np.ndarray
+    rest_quat_wxyz: np.ndarray
 
     @property
     def num_dof(self):
@@ -87,6 +88,7 @@ class NumpySkeleton:
             [int(m.jnt_bodyid[j]) - 1 for j in joints],
             np.array([m.jnt_axis[j] for j in joints]),
             np.array([m.jnt_range[j] if m.jnt_limited[j] else (-np.pi, np.pi) for j in joints]),
+            np.array(m.body_quat[1:]),
         )
 
 

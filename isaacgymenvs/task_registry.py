@@ -70,6 +70,14 @@ def task_env_config(task: str) -> dict:
     return dict(yaml.safe_load(path.read_text())["env"])
 
 
+def task_control_dt(task: str) -> float:
+    """The control period of a task (s): ``sim.dt * env.controlFrequencyInv`` of its config."""
+    import yaml
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[1] / "cfg" / "task" / f"{task}.yaml").read_text())
+    return float(doc["sim"]["dt"]) * float(doc["env"].get("controlFrequencyInv", 1))
+
+
 def task_model(task: str, variant: str = "train"):
     """The task's prepared ``MjModel`` with the PD gains of its config (what the trainer simulates)."""
     from isaacgymenvs import characters

@@ -172,7 +172,12 @@ def test_motion_lib_interpolation(clip_path, humanoid):
     assert np.allclose(st.root_pos[0].numpy(), clip.root_pos[3], atol=1e-6)
     mid = 0.5 * (clip.root_pos[3] + clip.root_pos[4])
     assert np.allclose(st.root_pos[1].numpy(), mid, atol=1e-6)
-    assert np.allclose(st.dof_pos[1].numpy(), 0.5 * (clip.dof_pos[3] + clip.dof_pos[4]), atol=1e-5)
+    # single hinges (elbows, knees) blend linearly; 3-hinge joints through their rotations
+    # (tests/test_joint_angles.py), which for the walk's small steps is within 1e-3 rad of the blend
+    single = [i for i, n in enumerate(skeleton.dof_names) if n.endswith(("elbow", "knee"))]
+    mid_dof = 0.5 * (clip.dof_pos[3] + clip.dof_pos[4])
+    assert np.allclose(st.dof_pos[1].numpy()[single], mid_dof[single], atol=1e-6)
+    assert np.abs(st.dof_pos[1].numpy() - mid_dof).max() < 1e-3
     # times past the end clamp to the last frame
     end = lib.get_motion_state(torch.tensor([0]), torch.tensor([100.0]))
     assert np.allclose(end.root_pos[0].numpy(), clip.root_pos[-1], atol=1e-6)

@@ -1,7 +1,8 @@
 """``python -m isaacgymenvs.motion {info,check,obs,convert,retarget} CLIP``: inspect, convert and retarget clips.
 
 Every command prints JSON on stdout. Errors are one line on stderr naming the file and the
-problem, with exit code 2 (``check`` exits 1 when the clip is over tolerance).
+problem, with exit code 2. ``check`` exits 1 when the clip fails a check, with one line on stderr
+naming the check, the worst joint, the frame and the amount (``isaacgymenvs.motion_check``).
 
 A ``.csv`` clip is a Unitree G1 clip (``unitree_g1/motions/FORMAT.md``): ``info`` and ``check``
 read it with :mod:`isaacgymenvs.motion.g1` (fps from the motion manifest or ``--fps``).
@@ -177,9 +178,25 @@ def cmd_info(args) -> dict:
     }
 
 
+def _physics_checks(clip, task: str, args) -> dict:
+    """Limits, speeds and the one-step simulation of every reference state (motion_check)."""
+    from isaacgymenvs import motion_check
+    from isaacgymenvs.motion.skeleton import skeleton_from_model
+    from isaacgymenvs.task_registry import task_control_dt, task_model
+
+    model = task_model(task)
+    return motion_check.check_clip(clip, model, skeleton_from_model(model), task_control_dt(task), args.limit_tol,
+                                   args.max_joint_speed, args.max_step_speed)
+
+
 def cmd_check(args) -> tuple[dict, int]:
     if _is_g1_csv(args):
-        return g1_check(args.clip, args.fps, args.tol, args.ground_tol)
+        out, _ = g1_check(args.clip, args.fps, args.tol, args.ground_tol)
+        from isaacgymenvs.motion import g1
+
+        out.update(_physics_checks(g1.load_g1_csv(args.clip, fps=args.fps), "G1AMP", args))
+        out["ok"] = bool(out["ok"] and all(out[k]["ok"] for k in ("limits", "speeds", "step")))
+        return out, 0 if out["ok"] else 1
     import mujoco
 
     from isaacgymenvs.motion.clip import clip_from_skeleton_motion
@@ -197,17 +214,22 @@ def cmd_check(args) -> tuple[dict, int]:
         mujoco.mj_kinematics(model, data)
         errs[t] = np.linalg.norm(data.xpos[1:] - ref[t, order], axis=-1)
     worst = np.unravel_index(np.argmax(errs), errs.shape)
+    # the reference states as training writes them: with the task's ground correction
+    grounded = clip_from_skeleton_motion(sm, skeleton, model, ground=args.ground) if args.ground != "none" else clip
+    physics = _physics_checks(grounded, "HumanoidAMP", args)
     out = {
         "file": str(args.clip),
         "frames": clip.num_frames,
+        "fps": clip.fps,
         "max_err_m": float(errs.max()),
         "mean_err_m": float(errs.mean()),
         "worst_frame": int(worst[0]),
         "worst_body": skeleton.body_names[worst[1]],
         "joint_limit_violations": clip.joint_limit_violations,
         "tol_m": args.tol,
-        "ok": bool(errs.max() <= args.tol),
+        **physics,
     }
+    out["ok"] = bool(errs.max() <= args.tol and all(physics[k]["ok"] for k in ("limits", "speeds", "step")))
     return out, 0 if out["ok"] else 1
 
 
@@ -257,6 +279,8 @@ def cmd_convert(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from isaacgymenvs import motion_check
+
     p = argparse.ArgumentParser(prog="python -m isaacgymenvs.motion", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -269,8 +293,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = add("info", "frames, fps, duration, joints, root height range")
     i.add_argument("--fps", type=float, help="G1 CSV: frame rate, when the file is not in the motion manifest")
-    c = add("check", "compare MuJoCo body positions with the clip's own FK (G1 CSV: with the MotionLib's torch FK, plus limits, ground, manifest)")
+    c = add("check", "compare MuJoCo body positions with the clip's own FK (G1 CSV: with the MotionLib's torch FK, plus "
+                     "ground, manifest); joint limits, joint speeds, and every reference state stepped in MuJoCo")
     c.add_argument("--tol", type=float, default=0.01, help="largest allowed body position error (m)")
+    c.add_argument("--limit-tol", type=float, default=motion_check.LIMIT_TOL,
+                   help="radians a joint may lie past its range (genuine mocap excursions pass; branch errors are radians)")
+    c.add_argument("--max-joint-speed", type=float, default=motion_check.MAX_JOINT_SPEED, help="largest hinge rate of the clip (rad/s)")
+    c.add_argument("--max-step-speed", type=float, default=motion_check.MAX_STEP_SPEED,
+                   help="largest joint speed one control step after a reference state is written (rad/s)")
+    c.add_argument("--ground", choices=("rolling_min", "none"), default="rolling_min",
+                   help="ground correction of the reference states stepped in the simulator (training's default)")
     c.add_argument("--fps", type=float, help="G1 CSV: frame rate, when the file is not in the motion manifest")
     c.add_argument("--ground-tol", type=float, default=0.02, help="G1 CSV: largest allowed foot depth below z = 0 (m)")
     o = add("obs", "the task observation of a reference state written into the simulator")
@@ -297,6 +329,11 @@ def main(argv=None) -> int:
         args.clip = str(clip)
         if args.cmd == "check":
             out, code = cmd_check(args)
+            if code:
+                from isaacgymenvs.motion_check import failure_line
+
+                line = failure_line(args.clip, out) if all(k in out for k in ("limits", "speeds", "step")) else None
+                print(f"check failed: {line or str(args.clip) + ': see the JSON (fk, checks)'}", file=sys.stderr)
         else:
             cmds = {"info": cmd_info, "obs": cmd_obs, "convert": cmd_convert, "retarget": cmd_retarget}
             out, code = cmds[args.cmd](args), 0

@@ -3,15 +3,18 @@
 Conversion from a source skeleton maps joints **by name**: each model body that carries
 hinges takes the local rotation of the clip node of the same name.
 
-* Three hinges in one body (x, y, z in the model's order) get the exact **intrinsic Euler
-  decomposition** in that axis order (``'XYZ'`` for the AMP humanoid). This reproduces the
+* Three hinges in one body (x, y, z in the model's order) get an exact **Euler decomposition**
+  in that axis order (``'XYZ'`` for the AMP humanoid), on the branch and 2 pi shifts that keep
+  the clip inside the joint limits (:mod:`isaacgymenvs.motion.joint_angles`). This reproduces the
   clip's body positions to float precision; the exponential map that IsaacGymEnvs uses is
   off by up to 0.64 m in MuJoCo.
-* One hinge gets the component of the rotation vector along its axis.
+* One hinge gets the twist of the rotation about its axis.
 
-Angles are unwrapped over time. Velocities are central finite differences at the clip's own
-fps (the 60 fps AMP clips hold each 30 Hz pose for two frames; a central difference over
-the neighbours gives the true speed there, a forward difference would alternate 0 and 2x).
+Hinge velocities come from the local angular velocity (central differences of the local
+rotations) through the chain's rate Jacobian, damped near gimbal lock. Root velocities are
+central finite differences at the clip's own fps (the 60 fps AMP clips hold each 30 Hz pose for
+two frames; a central difference over the neighbours gives the true speed there, a forward
+difference would alternate 0 and 2x), optionally smoothed as IsaacGymEnvs does.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from typing import TYPE_CHECKING
 import mujoco
 import numpy as np
 from scipy.ndimage import minimum_filter1d, gaussian_filter1d
-from scipy.spatial.transform import Rotation
 
+from isaacgymenvs.motion.joint_angles import HingeMotion, hinge_motion
 from isaacgymenvs.motion.poselib import ClipError, SkeletonMotion
 
 if TYPE_CHECKING:  # the torch Skeleton, or any description with the same fields (sim2sim runs without torch)
@@ -59,26 +62,12 @@ class MotionClip:
         return np.concatenate((self.root_pos, self.root_quat_wxyz, self.dof_pos), axis=1)
 
 
-def _axis_letter(axis: np.ndarray) -> tuple[str, float]:
-    k = int(np.argmax(np.abs(axis)))
-    if abs(abs(axis[k]) - 1.0) > 1e-6:
-        raise ValueError(f"hinge axis {axis} is not a coordinate axis")
-    return "XYZ"[k], float(np.sign(axis[k]))
-
-
-def _dofs_by_body(skeleton: "Skeleton") -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for d, b in enumerate(skeleton.dof_body):
-        out.setdefault(b, []).append(d)
-    return out
-
-
-def hinge_angles_from_local_rotations(sm: SkeletonMotion, skeleton: "Skeleton") -> np.ndarray:
-    """Map the clip's local rotations onto the model's hinges, by body name. Returns ``[T, D]``."""
-    model_bodies = _dofs_by_body(skeleton)
-    needed = {skeleton.body_names[b] for b in model_bodies}
+def hinge_angles_from_local_rotations(sm: SkeletonMotion, skeleton: "Skeleton") -> HingeMotion:
+    """Map the clip's local rotations onto the model's hinges, by body name (:mod:`joint_angles`):
+    angles on the branch inside the joint limits, rates from the local angular velocity."""
+    model_bodies = {skeleton.body_names[b] for b in skeleton.dof_body}
     root_name = skeleton.body_names[0]
-    missing = sorted((needed | {root_name}) - set(sm.node_names))
+    missing = sorted((model_bodies | {root_name}) - set(sm.node_names))
     extra = sorted(set(sm.node_names) - set(skeleton.body_names))
     if missing or extra:
         parts = []
@@ -89,24 +78,14 @@ def hinge_angles_from_local_rotations(sm: SkeletonMotion, skeleton: "Skeleton") 
         raise ClipError(sm.path, "clip joints do not match the model (" + "; ".join(parts) + ")")
     if sm.parents[sm.node_names.index(root_name)] != -1:
         raise ClipError(sm.path, f"the clip's root is not {root_name!r}")
-    T = sm.num_frames
-    out = np.zeros((T, skeleton.num_dof))
-    axes = np.asarray(skeleton.dof_axis)
-    for b, dofs in model_bodies.items():
-        j = sm.node_names.index(skeleton.body_names[b])
-        rot = Rotation.from_quat(sm.rotation_xyzw[:, j])
-        letters, signs = zip(*(_axis_letter(axes[d]) for d in dofs))
-        if len(dofs) == 1:
-            out[:, dofs[0]] = rot.as_rotvec() @ axes[dofs[0]]
-        elif len(dofs) == 3 and len(set(letters)) == 3:
-            eul = rot.as_euler("".join(letters))
-            for k, d in enumerate(dofs):
-                out[:, d] = signs[k] * eul[:, k]
-        else:
-            raise ClipError(
-                sm.path, f"body {skeleton.body_names[b]!r} has hinges {letters}; only 1 or 3 distinct axes are supported"
-            )
-    return np.unwrap(out, axis=0)
+    local = {}
+    for name in model_bodies:
+        xyzw = sm.rotation_xyzw[:, sm.node_names.index(name)].astype(np.float64)
+        local[name] = np.concatenate((xyzw[:, 3:4], xyzw[:, :3]), axis=1)
+    try:
+        return hinge_motion(local, skeleton, sm.fps)
+    except ValueError as e:  # hinges the mapping does not support
+        raise ClipError(sm.path, str(e)) from None
 
 
 def _angular_velocity_world(q_wxyz: np.ndarray, fps: float) -> np.ndarray:
@@ -158,6 +137,7 @@ def clip_from_skeleton_motion(
     model: mujoco.MjModel | None = None,
     ground: str = "rolling_min",
     ground_window_s: float = 1.0,
+    root_vel_sigma: float = 0.0,
 ) -> MotionClip:
     """Convert a source clip to model coordinates.
 
@@ -165,8 +145,11 @@ def clip_from_skeleton_motion(
     removes the clip's ground penetration and drift: the lowest collision point of each frame,
     its rolling minimum over ``ground_window_s`` (so flight phases stay in the air) and a light
     smoothing give the local floor height, which is subtracted from the root height.
+    ``root_vel_sigma`` (frames; 0 = off) smooths the root velocities with a Gaussian, as
+    IsaacGymEnvs does with sigma 2.
     """
-    dof_pos = hinge_angles_from_local_rotations(sm, skeleton)
+    hinges = hinge_angles_from_local_rotations(sm, skeleton)
+    dof_pos = hinges.dof_pos
     root_name = skeleton.body_names[0]
     q_root = sm.rotation_xyzw[:, sm.node_names.index(root_name)]
     root_quat = np.concatenate((q_root[:, 3:4], q_root[:, :3]), axis=1)
@@ -186,15 +169,20 @@ def clip_from_skeleton_motion(
     lim = np.asarray(skeleton.dof_limits)
     violations = int(np.sum((dof_pos < lim[:, 0] - 1e-6) | (dof_pos > lim[:, 1] + 1e-6)))
     name = sm.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    root_lin_vel = np.gradient(root_pos, axis=0) * sm.fps
+    root_ang_vel = _angular_velocity_world(root_quat, sm.fps)
+    if root_vel_sigma > 0:  # IsaacGymEnvs smooths its root velocities this way (sigma = 2 frames)
+        root_lin_vel = gaussian_filter1d(root_lin_vel, root_vel_sigma, axis=0, mode="nearest")
+        root_ang_vel = gaussian_filter1d(root_ang_vel, root_vel_sigma, axis=0, mode="nearest")
     return MotionClip(
         name=name,
         fps=sm.fps,
         root_pos=root_pos,
         root_quat_wxyz=root_quat,
         dof_pos=dof_pos,
-        root_lin_vel=np.gradient(root_pos, axis=0) * sm.fps,
-        root_ang_vel=_angular_velocity_world(root_quat, sm.fps),
-        dof_vel=np.gradient(dof_pos, axis=0) * sm.fps,
+        root_lin_vel=root_lin_vel,
+        root_ang_vel=root_ang_vel,
+        dof_vel=hinges.dof_vel,
         joint_limit_violations=violations,
         ground_offset_m=offset,
     )

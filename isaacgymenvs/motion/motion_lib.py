@@ -2,10 +2,12 @@
 
 One clip, or an IsaacGymEnvs-style YAML list ``motions: [{file, weight}]`` (paths relative
 to the YAML). A clip is a poselib ``.npy`` (AMP humanoid) or a G1 ``.csv`` (``motion/g1.py``;
-fps from the manifest, from ``fps`` or from the list entry's ``fps``). Clips are drawn in proportion to their weights, times uniformly over a clip;
-frames are interpolated (root position and joint angles lerp, root rotation slerp,
-velocities lerp) and key-body positions come from forward kinematics of the interpolated
-pose, so they are exactly what a simulator shows for the same state.
+fps from the manifest, from ``fps`` or from the list entry's ``fps``). Clips are drawn in
+proportion to their weights, times uniformly over a clip; frames are interpolated (root position
+lerp, root rotation slerp, single hinges lerp, the local rotation of a 3-hinge joint slerp and
+read back on the branch nearest the neighbouring frames, velocities lerp) and key-body positions
+come from forward kinematics of the interpolated pose, so they are exactly what a simulator shows
+for the same state.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 import yaml
 
 from isaacgymenvs.motion.clip import MotionClip, load_clip
+from isaacgymenvs.motion.hinge_chain import chains_by_axes, interpolate_hinges
 from isaacgymenvs.motion.poselib import ClipError
 from isaacgymenvs.motion.skeleton import Skeleton
 from isaacgymenvs.utils.rotations import quat_slerp
@@ -97,6 +100,7 @@ class MotionLib:
         self.skeleton = skeleton.to(self.device)
         # a device tensor: indexing with a Python list would copy it from the host on every call
         self.key_body_ids = torch.tensor(skeleton.body_index(key_bodies), device=self.device)
+        self._chains = [(axes, torch.as_tensor(idx, device=self.device)) for axes, idx in chains_by_axes(skeleton)]
         f = dict(device=self.device, dtype=dtype)
         cat = lambda name: torch.cat([torch.as_tensor(getattr(c, name), **f) for c in clips])  # noqa: E731
         self._root_pos = cat("root_pos")
@@ -146,7 +150,7 @@ class MotionLib:
         lerp = lambda x: x[i0] + b * (x[i1] - x[i0])  # noqa: E731
         root_pos = lerp(self._root_pos)
         root_quat = quat_slerp(self._root_quat[i0], self._root_quat[i1], blend)
-        dof_pos = lerp(self._dof_pos)
+        dof_pos = interpolate_hinges(self._dof_pos[i0], self._dof_pos[i1], blend, self._chains)
         body_pos, _ = self.skeleton.forward_kinematics(root_pos, root_quat, dof_pos)
         return MotionState(
             root_pos=root_pos,
