@@ -137,11 +137,14 @@ def _set_state(m, d, qpos, lin_w, ang_w, dof_vel):
     mujoco.mj_forward(m, d)
 
 
-def _resample(clip, dt: float):
-    """The clip's states every ``dt`` seconds (positions and velocities linear, root rotation
-    slerp): ``qpos [T', nq], root_lin_vel, root_ang_vel, dof_vel``, so that one control step
-    is one frame whatever the clip's fps."""
+def _resample(clip, dt: float, skeleton):
+    """The clip's states every ``dt`` seconds, interpolated as the MotionLib does (positions and
+    velocities linear, root rotation and 3-hinge joints through their rotations):
+    ``qpos [T', nq], root_lin_vel, root_ang_vel, dof_vel``, so that one control step is one frame
+    whatever the clip's fps."""
     from scipy.spatial.transform import Rotation, Slerp
+
+    from isaacgymenvs.motion.hinge_chain import chains_by_axes, interpolate_hinges
 
     t_src = np.arange(clip.num_frames) / clip.fps
     t = np.arange(0.0, t_src[-1] + 1e-9, dt)
@@ -149,7 +152,10 @@ def _resample(clip, dt: float):
     q = clip.root_quat_wxyz
     rot = Slerp(t_src, Rotation.from_quat(q[:, [1, 2, 3, 0]]))(t).as_quat()
     quat = rot[:, [3, 0, 1, 2]]
-    qpos = np.concatenate((lerp(clip.root_pos), quat, lerp(clip.dof_pos)), axis=1)
+    f0 = np.minimum(np.floor(t * clip.fps).astype(int), clip.num_frames - 2)
+    blend = np.clip(t * clip.fps - f0, 0.0, 1.0)
+    dof = interpolate_hinges(clip.dof_pos[f0], clip.dof_pos[f0 + 1], blend, chains_by_axes(skeleton))
+    qpos = np.concatenate((lerp(clip.root_pos), quat, dof), axis=1)
     return qpos, lerp(clip.root_lin_vel), lerp(clip.root_ang_vel), lerp(clip.dof_vel)
 
 
@@ -164,15 +170,16 @@ def _nn_dist(agent, ref, mean, std, chunk=2048):
     return float(np.concatenate(best).mean())
 
 
-def _resolve_clip(motion: str | None, info: dict, motion_dir: str) -> tuple[Path, str, float | None]:
-    """The reference clip: ``motion`` if given, else the one the policy was trained on."""
+def _resolve_clip(motion: str | None, info: dict, motion_dir: str) -> tuple[Path, str, float | None, float]:
+    """The reference clip (path, ground, fps, root_vel_sigma): ``motion`` if given, else the one the
+    policy was trained on."""
     from isaacgymenvs.task_registry import resolve_motion_file
 
     dep = info.get("motion") or {}
     name = motion or dep.get("file") or "amp_humanoid_run.npy"  # exports before motion info: HumanoidAMP
     ground = dep.get("ground", "rolling_min") if not motion or motion == dep.get("file") else (
         "rolling_min" if str(motion).endswith(".npy") else "none")
-    return resolve_motion_file(name, motion_dir), ground, dep.get("fps")
+    return resolve_motion_file(name, motion_dir), ground, dep.get("fps"), float(dep.get("root_vel_sigma") or 0.0)
 
 
 def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | None = None, seed: int = 0,
@@ -215,8 +222,8 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
     tgt_high = np.array([np.inf if x is None else x for x in act.get("target_high", [None] * len(offset))])
     act_dof = characters.actuator_dof_index(m)
     sk = NumpySkeleton.from_model(m)
-    motion_path, ground, fps = _resolve_clip(motion, info, motion_dir)
-    clip = load_clip(motion_path, sk, m, ground=ground, fps=fps)
+    motion_path, ground, fps, root_vel_sigma = _resolve_clip(motion, info, motion_dir)
+    clip = load_clip(motion_path, sk, m, ground=ground, fps=fps, root_vel_sigma=root_vel_sigma)
     obs_info = info["observation"]
     observe = Observer(m, list(obs_info.get("key_bodies", spec.key_bodies)), bool(obs_info.get("local_root_obs", False)))
     if len(observe(mujoco.MjData(m))) != int(obs_info["size"]):
@@ -227,7 +234,7 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
 
     # reference AMP observations: the clip every control period, each frame with its history
     d = mujoco.MjData(m)
-    frames = _resample(clip, control_dt)
+    frames = _resample(clip, control_dt, sk)
     n_frames = len(frames[0])
     if n_frames < amp_steps + 1:
         raise ValueError(f"{motion_path}: {clip.duration_s:.2f} s is too short for {amp_steps} AMP steps of {control_dt:.3f} s")

@@ -264,7 +264,9 @@ def console_observer(epoch: int, frame: int, m: dict) -> None:
     print(
         f"epoch {epoch:5d} | steps {frame:9d} | {m['perf/env_steps_per_s']:8.0f} steps/s | "
         f"disc agent {m['disc/agent_logit']:+.2f} replay {m['disc/agent_replay_logit']:+.2f} demo {m['disc/demo_logit']:+.2f} | "
-        f"r_disc {m['reward/disc']:.3f} | nn_dist {m['eval/motion_nn_dist']:.3f} | fall {m['eval/fall_rate']:.2f}",
+        f"r_disc {m['reward/disc']:.3f} | nn_dist {m['eval/motion_nn_dist']:.3f} | fall {m['eval/fall_rate']:.2f}"
+        + (f" | unstable {m['sim/unstable_envs']:.0f}" if m.get("sim/unstable_envs") else "")
+        + (f" | skipped updates {m['loss/nonfinite_updates']:.0f}" if m.get("loss/nonfinite_updates") else ""),
         flush=True,
     )
 
@@ -332,7 +334,7 @@ def play(trainer: Trainer, games_num: int, test_steps: int, headless: bool, vide
 
 @hydra.main(version_base="1.1", config_path=CFG_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
-    from isaacgymenvs.learning.amp_agent import CheckpointError
+    from isaacgymenvs.learning.amp_agent import CheckpointError, SimulationUnstableError
     from isaacgymenvs.learning.config_check import ConfigError
     from isaacgymenvs.motion.poselib import ClipError
     from isaacgymenvs.sim import BackendUnavailableError
@@ -360,6 +362,9 @@ def main(cfg: DictConfig) -> None:
             RenderUnavailableError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except SimulationUnstableError as e:  # the run failed (tracked as FAILED with this message)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt as e:
         print(f"stopped: {'SIGTERM' if isinstance(e, Terminated) else 'KeyboardInterrupt'}", file=sys.stderr)
         sys.exit(143 if isinstance(e, Terminated) else 130)

@@ -207,3 +207,28 @@ def test_warp_without_gpu_names_the_fix(humanoid):
     model, _ = humanoid
     with pytest.raises(BackendUnavailableError, match="sim=mujoco"):
         make_backend("mujoco_warp", model, 1, 1 / 30, device="cuda")
+
+
+@pytest.mark.parametrize("fault", ["nan", "huge_velocity"])
+def test_a_broken_env_is_flagged_and_the_others_stay_finite(make, fault):
+    """One env's state is broken (a NaN velocity, or a joint at 1e4 rad/s): after a step that env
+    alone is flagged ``unstable``, and every other env's state is finite and unflagged."""
+    sim = make(4)
+    pos, quat, lin, ang, dof, dvel = _state(sim, 4, z=1.2)
+    sim.write_state(torch.arange(4, device=sim.device), pos, quat, lin, ang, dof, dvel)
+    sim.set_pd_targets(torch.zeros(4, sim.num_dof, device=sim.device))
+    sim.step()
+    assert not sim.unstable(100.0).any()
+    dvel = dvel.clone()
+    dvel[2, 5] = float("nan") if fault == "nan" else 1e4
+    sim.write_state(torch.tensor([2], device=sim.device), pos[2:3], quat[2:3], lin[2:3], ang[2:3], dof[2:3], dvel[2:3])
+    sim.step()
+    flagged = sim.unstable(100.0).cpu()
+    assert flagged.tolist() == [False, False, True, False]
+    others = torch.tensor([0, 1, 3])
+    for x in (sim.root_pos_w, sim.root_quat_w, sim.root_lin_vel_w, sim.root_ang_vel_w, sim.dof_pos, sim.dof_vel):
+        assert torch.isfinite(x.cpu()[others]).all()
+    # writing a good state clears it
+    sim.write_state(torch.tensor([2], device=sim.device), pos[2:3], quat[2:3], lin[2:3], ang[2:3], dof[2:3], dvel[1:2])
+    sim.step()
+    assert not sim.unstable(100.0).any()

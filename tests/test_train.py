@@ -265,6 +265,7 @@ def test_discriminator_gradients_do_not_add_up_over_minibatches(tmp_path):
     mb = a.dataset[0]
     grads = []
     for i in range(3):
+        a._disc_rows.step = 0  # the same discriminator rows each time (the stream would move on)
         a.train_actor_critic(mb)
         grads.append([p.grad.clone() for p in a.disc.parameters()])
         a.disc.amp_norm.count.fill_(1e12)  # after the first pass the AMP normalizer no longer moves

@@ -171,7 +171,7 @@ def _policy_json(meta: dict, checkpoint: Path, epoch: int) -> dict:
         "physics_timestep_s": float(dep["physics_timestep_s"]),
         "quaternion_order": "wxyz (MuJoCo)",
         "motion": {"file": dep.get("motion_file", "amp_humanoid_run.npy"), "ground": dep.get("motion_ground", "rolling_min"),
-                   "fps": dep.get("motion_fps")},
+                   "fps": dep.get("motion_fps"), "root_vel_sigma": dep.get("motion_root_vel_sigma", 0.0)},
         "evaluation": {"contact_bodies": dep["contact_bodies"], "termination_height": dep["termination_height"],
                        "episode_length": dep["episode_length"], "amp_obs_steps": dep["amp_obs_steps"]},
     }

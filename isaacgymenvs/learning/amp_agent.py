@@ -11,9 +11,15 @@
 * the sigma scheme (``fixed``: std = exp(sigma_init), never trained; ``learned``: a trained,
   state-independent log-std);
 * its own epoch loop: per-epoch metrics handed to observers, checkpoints named as in
-  IsaacGymEnvs, the best checkpoint by ``eval/motion_nn_dist``.
+  IsaacGymEnvs, the best checkpoint by ``eval/motion_nn_dist``;
+* what keeps a run honest when something is not finite: transitions into a blown-up simulator
+  state (the vec env's ``unstable``) earn no reward and give the discriminator nothing; a
+  minibatch whose gradients are not finite changes no weight (``loss/nonfinite_updates``); a
+  checkpoint with non-finite weights is never the best one; and the run stops with
+  :class:`SimulationUnstableError` when more than ``max_unstable_share`` of the recent resets
+  were blow-ups.
 
-The maths lives in :mod:`isaacgymenvs.learning.amp_math`.
+The maths lives in :mod:`isaacgymenvs.learning.amp_math`; minibatches in :mod:`amp_dataset`.
 """
 
 from __future__ import annotations
@@ -28,12 +34,31 @@ from rl_games.algos_torch.a2c_continuous import A2CAgent
 from rl_games.common.a2c_common import swap_and_flatten01
 
 from isaacgymenvs.learning import amp_math
+from isaacgymenvs.learning.amp_dataset import AMPDataset, DiscRows, shuffled_valid_rows
 from isaacgymenvs.learning.discriminator import Discriminator
 from isaacgymenvs.learning.replay_buffer import ReplayBuffer
 
 
 class CheckpointError(ValueError):
     pass
+
+
+class SimulationUnstableError(RuntimeError):
+    """Too many envs blew up; the message names the share, the clip and where the last one started."""
+
+
+#: Epochs over which the share of blown-up resets is measured (``max_unstable_share``) ...
+UNSTABLE_WINDOW_EPOCHS = 10
+#: ... once the window is full or holds this many resets (a few early resets are no evidence).
+UNSTABLE_MIN_RESETS = 1000
+
+
+def all_finite(tensors) -> torch.Tensor:
+    """0-d bool tensor: every element of every tensor is finite (no host synchronization)."""
+    tensors = [t.detach() for t in tensors if t is not None]
+    if not tensors:
+        return torch.tensor(True)
+    return torch.isfinite(torch.stack(torch._foreach_norm(tensors)).sum())
 
 
 def load_checkpoint_file(path) -> dict:
@@ -98,18 +123,27 @@ class AMPAgent(A2CAgent):
         self.eval_ref_size = int(cfg.get("eval_ref_size", 4096))
         self.eval_agent_size = int(cfg.get("eval_agent_size", 1024))
         self.checkpoint_name = cfg.get("checkpoint_name", cfg["name"])
+        self.max_unstable_share = float(cfg.get("max_unstable_share", 0.5))
+        self._unstable_window: list[tuple[float, float]] = []  # (blow-ups, resets) per recent epoch
         self._amp_buf = None
+        self._valid_buf = None
+        # rl_games' dataset slices the rollout in storage order; this one reshuffles every mini-epoch
+        self.dataset = AMPDataset(self.batch_size, self.minibatch_size, self.is_discrete, self.is_rnn, self.ppo_device,
+                                  self.seq_length)
 
     # ------------------------------------------------------------------ rollout
     def init_tensors(self):
         super().init_tensors()
         amp_dim = self.env_info["amp_observation_space"].shape[0]
         self._amp_buf = torch.zeros(self.horizon_length, self.num_actors, amp_dim, device=self.ppo_device)
+        # per transition: not a step into a blown-up simulator state (the discriminator may use it)
+        self._valid_buf = torch.ones(self.horizon_length, self.num_actors, dtype=torch.bool, device=self.ppo_device)
 
     def _reset_rollout_stats(self):
         self._n = 0
         # tensors, summed on the device: no host synchronization per step
-        self._stats = {"disc_r": [], "task_r": [], "term": 0, "trunc": 0}
+        self._stats = {"disc_r": [], "task_r": [], "term": 0, "trunc": 0, "unstable": 0}
+        self._nonfinite = torch.zeros((), dtype=torch.int64, device=self.ppo_device)
         self._episodes = torch.zeros(3, device=self.ppo_device)  # ended, summed length, summed reward
 
     def play_steps(self):
@@ -177,13 +211,18 @@ class AMPAgent(A2CAgent):
         amp_obs = infos["amp_obs"]
         with torch.no_grad():
             logits = self.disc(amp_obs)
-        disc_r = amp_math.disc_reward(logits, self.disc_reward_scale, self.disc_reward_type)
+        valid = ~infos["unstable"]
+        # a transition into a blown-up state earns nothing (its AMP observation is not a motion)
+        disc_r = amp_math.disc_reward(logits, self.disc_reward_scale, self.disc_reward_type) * valid.view(-1, 1)
+        task_r = task_r * valid.view(task_r.shape[0], *([1] * (task_r.dim() - 1)))
         self._amp_buf[self._n] = amp_obs
+        self._valid_buf[self._n] = valid
         self._n += 1
         self._stats["disc_r"].append(disc_r.flatten())
         self._stats["task_r"].append(task_r.flatten().clone())  # the env may hand out the same tensor each step
         self._stats["term"] = self._stats["term"] + infos["terminate"].sum()
         self._stats["trunc"] = self._stats["trunc"] + infos["time_outs"].sum()
+        self._stats["unstable"] = self._stats["unstable"] + infos["unstable"].sum()
         return obs, amp_math.combine_rewards(task_r, disc_r, self.task_reward_w, self.disc_reward_w), dones, infos
 
     # ------------------------------------------------------------------ update
@@ -191,11 +230,12 @@ class AMPAgent(A2CAgent):
         super().prepare_dataset(batch_dict)
         amp = swap_and_flatten01(self._amp_buf)
         n = amp.shape[0]
-        vd = self.dataset.values_dict
-        vd["amp_obs"] = amp
-        vd["amp_obs_demo"] = self.demo_buffer.sample(n)
-        vd["amp_obs_replay"] = self.replay_buffer.sample(n) if len(self.replay_buffer) else amp
         self._epoch_amp = amp
+        self._epoch_valid = swap_and_flatten01(self._valid_buf)
+        agent = shuffled_valid_rows(amp, self._epoch_valid)
+        replay = self.replay_buffer.sample(n) if len(self.replay_buffer) else agent
+        self._disc_rows = DiscRows(agent, replay if replay.shape[0] else self.demo_buffer.sample(1),
+                                   self.demo_buffer.sample(n), self.amp_minibatch_size)
 
     def train_epoch(self):
         self._disc_stats = []
@@ -206,7 +246,7 @@ class AMPAgent(A2CAgent):
         else:
             self.demo_buffer.store(self.vec_env.fetch_amp_obs_demo(self.amp_batch_size))
         out = super().train_epoch()
-        self.replay_buffer.store(self._epoch_amp)
+        self.replay_buffer.store(self._disc_rows.agent)  # the valid rows only
         return out
 
     def train_actor_critic(self, input_dict):
@@ -214,9 +254,28 @@ class AMPAgent(A2CAgent):
         # its gradients would otherwise add up over every minibatch of the run.
         for p in self.disc.parameters():
             p.grad = None
-        m = self.amp_minibatch_size
-        self._amp_mb = (input_dict["amp_obs"][:m], input_dict["amp_obs_replay"][:m], input_dict["amp_obs_demo"][:m])
+        self._amp_mb = self._disc_rows.next()
         return super().train_actor_critic(input_dict)
+
+    def trancate_gradients_and_step(self):
+        """rl_games' optimizer step (its spelling), skipped when any gradient is not finite: a NaN
+        or inf minibatch changes no weight and no optimizer state, and is counted. With the fused
+        Adam the skip happens on the device (``found_inf``): no host synchronization."""
+        if self.multi_gpu or self.scaler.is_enabled():
+            return super().trancate_gradients_and_step()  # the grad scaler skips non-finite steps itself
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        finite = all_finite([p.grad for p in params])
+        self._nonfinite += (~finite).to(torch.int64)
+        if self.truncate_grads:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_norm)
+        if self.optimizer.defaults.get("fused"):
+            self.optimizer.found_inf = (~finite).to(torch.float32)
+            try:
+                self.optimizer.step()
+            finally:
+                del self.optimizer.found_inf
+        elif bool(finite):
+            self.optimizer.step()
 
     def bound_loss(self, mu):
         # Soft bound 1.0 (rl_games' own uses 1.1); per sample, rl_games takes the (masked) mean.
@@ -253,7 +312,8 @@ class AMPAgent(A2CAgent):
 
     def calc_losses(self, *args):
         loss, a_loss, c_loss, entropy, b_loss, sum_mask = super().calc_losses(*args)
-        loss = loss + self.disc_coef * self._disc_loss(*self._amp_mb)
+        if self._amp_mb is not None:  # None: every transition of the rollout blew up
+            loss = loss + self.disc_coef * self._disc_loss(*self._amp_mb)
         return loss, a_loss, c_loss, entropy, b_loss, sum_mask
 
     # ------------------------------------------------------------------ metrics
@@ -263,15 +323,16 @@ class AMPAgent(A2CAgent):
                 self._ref_amp = self.vec_env.fetch_amp_obs_demo(self.eval_ref_size)
                 self._ref_mean = self._ref_amp.mean(0)
                 self._ref_std = self._ref_amp.std(0)
-            amp = self._epoch_amp
-            idx = torch.randperm(amp.shape[0], device=amp.device)[: self.eval_agent_size]
-            nn_dist = amp_math.motion_nn_dist(amp[idx], self._ref_amp, self._ref_mean, self._ref_std)
+            amp = self._disc_rows.agent  # the valid rows, shuffled
+            nn_dist = amp_math.motion_nn_dist(amp[: self.eval_agent_size], self._ref_amp, self._ref_mean, self._ref_std) \
+                if amp.shape[0] else torch.tensor(float("nan"))
         term, trunc = float(self._stats["term"]), float(self._stats["trunc"])
         ended = term + trunc
         return {
             "eval/motion_nn_dist": float(nn_dist),
             "eval/fall_rate": term / ended if ended else 0.0,
             "episode/ended": float(ended),
+            "sim/unstable_envs": float(self._stats["unstable"]),
         }
 
     def _episode_length(self) -> float:
@@ -282,10 +343,21 @@ class AMPAgent(A2CAgent):
         return getattr(self, "_last_episode_length", 0.0)
 
     def epoch_metrics(self, a_losses, c_losses, b_losses, play_time, update_time, total_time) -> dict:
-        ds = torch.stack(self._disc_stats).mean(0).tolist() if self._disc_stats else [float("nan")] * 7
+        if self._disc_stats:
+            st = torch.stack(self._disc_stats)
+            st = st[torch.isfinite(st).all(-1)]
+            ds = st.mean(0).tolist() if st.shape[0] else [float("nan")] * 7
+        else:
+            ds = [float("nan")] * 7
         disc_r = torch.cat(self._stats["disc_r"])
         task_r = torch.cat(self._stats["task_r"])
-        mean = lambda xs: float(torch.stack([x.detach().float().mean() for x in xs]).mean()) if xs else float("nan")  # noqa: E731
+        def mean(xs):  # over the minibatches whose update was taken (finite ones)
+            if not xs:
+                return float("nan")
+            v = torch.stack([x.detach().float().mean() for x in xs])
+            v = v[torch.isfinite(v)]
+            return float(v.mean()) if v.numel() else float("nan")
+
         m = {
             "disc/loss": ds[0],
             "disc/grad_penalty": ds[1],
@@ -305,6 +377,7 @@ class AMPAgent(A2CAgent):
             "perf/env_steps_per_s": self.curr_frames / total_time if total_time > 0 else 0.0,
             "perf/play_time_s": play_time,
             "perf/update_time_s": update_time,
+            "loss/nonfinite_updates": float(self._nonfinite),
         }
         m.update(self._eval_metrics())
         return m
@@ -317,7 +390,12 @@ class AMPAgent(A2CAgent):
         state["sigma_scheme"] = self.sigma_scheme
         state["best_metric"] = self.best_metric
         state["meta"] = dict(self.config.get("checkpoint_meta", {}))
+        state["finite"] = self.weights_finite()
         return state
+
+    def weights_finite(self) -> bool:
+        """Every weight of the policy, critic and discriminator (and the normalizers) is finite."""
+        return bool(all_finite(list(self.model.state_dict().values()) + list(self.disc.state_dict().values())))
 
     def save_checkpoint(self, path) -> Path:
         path = Path(path)
@@ -347,6 +425,22 @@ class AMPAgent(A2CAgent):
         return ckpt
 
     # ------------------------------------------------------------------ loop
+    def _check_unstable_share(self, metrics: dict) -> None:
+        """Stop when more than ``max_unstable_share`` of the resets of the last epochs were blow-ups."""
+        self._unstable_window.append((metrics["sim/unstable_envs"], metrics["episode/ended"]))
+        self._unstable_window = self._unstable_window[-UNSTABLE_WINDOW_EPOCHS:]
+        bad = sum(b for b, _ in self._unstable_window)
+        resets = sum(r for _, r in self._unstable_window)
+        enough = len(self._unstable_window) == UNSTABLE_WINDOW_EPOCHS or resets >= UNSTABLE_MIN_RESETS
+        if enough and resets > 0 and bad / resets > self.max_unstable_share:
+            clips = ", ".join(self.vec_env.clip_names()) if hasattr(self.vec_env, "clip_names") else "?"
+            where = self.vec_env.describe_unstable_start() if hasattr(self.vec_env, "describe_unstable_start") else ""
+            raise SimulationUnstableError(
+                f"the simulation blew up in {bad:.0f} of {resets:.0f} resets ({bad / resets:.0%}) over the last "
+                f"{len(self._unstable_window)} epochs (limit train.params.config.max_unstable_share="
+                f"{self.max_unstable_share:g}) training on {clips}; {where}. Check the clip with "
+                "`python -m isaacgymenvs.motion check CLIP`, or use a smaller task.sim.mujoco_timestep")
+
     def train(self):
         self.init_tensors()
         self.obs = self.env_reset()
@@ -369,13 +463,14 @@ class AMPAgent(A2CAgent):
                 for cb in self.checkpoint_observers:
                     cb(last_saved, "epoch", epoch)
             score = metrics["eval/motion_nn_dist"]
-            if math.isfinite(score) and score < self.best_metric:
+            if math.isfinite(score) and score < self.best_metric and self.weights_finite():
                 self.best_metric = score
                 best = self.save_checkpoint(nn_dir / f"{self.checkpoint_name}_best.pth")
                 for cb in self.checkpoint_observers:
                     cb(best, "best", epoch)
             for obs in self.observers:
                 obs(epoch, self.frame, metrics)
+            self._check_unstable_share(metrics)
             if out_of_time:
                 print(f"max_time_s={max_time:g} reached after epoch {epoch}")
                 break

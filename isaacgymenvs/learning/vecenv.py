@@ -3,7 +3,8 @@
 ``step`` returns the observation after resets (what the policy acts on next), the task reward,
 ``dones`` and ``infos`` with the transition's AMP observation (taken *before* the reset, so the
 discriminator sees the real last transition), ``terminate`` (early termination: no value
-bootstrap) and ``time_outs`` (episode length reached: bootstrap).
+bootstrap), ``time_outs`` (episode length reached: bootstrap) and ``unstable`` (the simulator
+blew up in this transition: the learner gives it no discriminator data; it is also terminated).
 """
 
 from __future__ import annotations
@@ -56,16 +57,23 @@ class AMPVecEnv:
         return self._out(self.task.reset())
 
     def step(self, actions: torch.Tensor):
-        obs, reward, done, terminated, truncated, amp_obs = self._step_fn(actions.to(self.task.device, torch.float32))
-        return obs, reward, done, {"amp_obs": amp_obs, "terminate": terminated, "time_outs": truncated}
+        obs, reward, done, terminated, truncated, amp_obs, unstable = self._step_fn(actions.to(self.task.device, torch.float32))
+        return obs, reward, done, {"amp_obs": amp_obs, "terminate": terminated, "time_outs": truncated, "unstable": unstable}
 
     def _step(self, actions: torch.Tensor):
         obs, reward, terminated, truncated = self.task.step(actions)
         amp_obs = self._out(self.task.amp_obs).clone()  # the transition's, before the resets rewrite the history
+        unstable = self.task.unstable.to(self.rl_device, copy=True)
         done = terminated | truncated
         obs, _ = self.task.reset_done()  # no host-side test of `done`: the task resets by mask on a GPU
         rl = self.rl_device
-        return self._out(obs), self._out(reward), done.to(rl), terminated.to(rl), truncated.to(rl), amp_obs
+        return self._out(obs), self._out(reward), done.to(rl), terminated.to(rl), truncated.to(rl), amp_obs, unstable
+
+    def describe_unstable_start(self) -> str:
+        return self.task.describe_unstable_start()
+
+    def clip_names(self) -> list[str]:
+        return [c.name for c in self.task.motion_lib.clips]
 
     def fetch_amp_obs_demo(self, n: int) -> torch.Tensor:
         return self._out(self.task.amp_obs_demo(n))

@@ -137,7 +137,6 @@ def clip_from_skeleton_motion(
     model: mujoco.MjModel | None = None,
     ground: str = "rolling_min",
     ground_window_s: float = 1.0,
-    root_vel_sigma: float = 0.0,
 ) -> MotionClip:
     """Convert a source clip to model coordinates.
 
@@ -145,8 +144,6 @@ def clip_from_skeleton_motion(
     removes the clip's ground penetration and drift: the lowest collision point of each frame,
     its rolling minimum over ``ground_window_s`` (so flight phases stay in the air) and a light
     smoothing give the local floor height, which is subtracted from the root height.
-    ``root_vel_sigma`` (frames; 0 = off) smooths the root velocities with a Gaussian, as
-    IsaacGymEnvs does with sigma 2.
     """
     hinges = hinge_angles_from_local_rotations(sm, skeleton)
     dof_pos = hinges.dof_pos
@@ -171,9 +168,6 @@ def clip_from_skeleton_motion(
     name = sm.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     root_lin_vel = np.gradient(root_pos, axis=0) * sm.fps
     root_ang_vel = _angular_velocity_world(root_quat, sm.fps)
-    if root_vel_sigma > 0:  # IsaacGymEnvs smooths its root velocities this way (sigma = 2 frames)
-        root_lin_vel = gaussian_filter1d(root_lin_vel, root_vel_sigma, axis=0, mode="nearest")
-        root_ang_vel = gaussian_filter1d(root_ang_vel, root_vel_sigma, axis=0, mode="nearest")
     return MotionClip(
         name=name,
         fps=sm.fps,
@@ -188,10 +182,19 @@ def clip_from_skeleton_motion(
     )
 
 
+def smooth_root_velocities(clip: MotionClip, sigma_frames: float) -> MotionClip:
+    """The root velocities smoothed by a Gaussian of ``sigma_frames`` (IsaacGymEnvs: 2); 0 = as is."""
+    if sigma_frames > 0:
+        clip.root_lin_vel = gaussian_filter1d(clip.root_lin_vel, sigma_frames, axis=0, mode="nearest")
+        clip.root_ang_vel = gaussian_filter1d(clip.root_ang_vel, sigma_frames, axis=0, mode="nearest")
+    return clip
+
+
 def load_clip(f, skeleton: "Skeleton", model: mujoco.MjModel | None, trust: bool = False,
-              ground: str = "rolling_min", fps: float | None = None) -> MotionClip:
+              ground: str = "rolling_min", fps: float | None = None, root_vel_sigma: float = 0.0) -> MotionClip:
     """One clip for ``skeleton`` (the torch Skeleton or sim2sim's numpy one): a G1 ``.csv`` or a
-    poselib ``.npy``; a clip of another character is a :class:`ClipError` that says what to do."""
+    poselib ``.npy``; a clip of another character is a :class:`ClipError` that says what to do.
+    ``root_vel_sigma``: :func:`smooth_root_velocities`."""
     from isaacgymenvs.motion.g1 import G1_JOINT_NAMES, load_g1_csv  # g1 imports this module
     from isaacgymenvs.motion.poselib import load_skeleton_motion
 
@@ -203,9 +206,9 @@ def load_clip(f, skeleton: "Skeleton", model: mujoco.MjModel | None, trust: bool
                                f"({', '.join(skeleton.dof_names[:3])}, ...); G1 clips are for task=G1AMP")
         # the G1 clip tools run on g1.xml (its foot contact spheres give the floor for ground="rolling_min");
         # the task model has the same bodies and joints (the caller checked the joint names)
-        return load_g1_csv(f, fps=fps, ground=ground)
+        return smooth_root_velocities(load_g1_csv(f, fps=fps, ground=ground), root_vel_sigma)
     if is_g1:
         raise ClipError(f, "task=G1AMP takes G1 CSV clips (unitree_g1/motions/FORMAT.md); turn an AMP humanoid clip into "
                            f"one with: python -m isaacgymenvs.motion retarget {f} --robot g1 --out {f.stem}_g1.csv")
     sm = load_skeleton_motion(f, trust=trust)
-    return clip_from_skeleton_motion(sm, skeleton, model, ground=ground)
+    return smooth_root_velocities(clip_from_skeleton_motion(sm, skeleton, model, ground=ground), root_vel_sigma)

@@ -71,14 +71,15 @@ def read_motion_list(path) -> list[tuple[Path, float, float | None]]:
 
 def load_clips(
     motion_file, skeleton: Skeleton, model: mujoco.MjModel | None, trust: bool = False, ground: str = "rolling_min",
-    fps: float | None = None,
+    fps: float | None = None, root_vel_sigma: float = 0.0,
 ) -> tuple[list[MotionClip], list[float]]:
     motion_file = Path(motion_file)
     if motion_file.suffix.lower() in (".yaml", ".yml"):
         entries = read_motion_list(motion_file)
     else:
         entries = [(motion_file, 1.0, None)]
-    clips = [load_clip(f, skeleton, model, trust, ground, f_fps if f_fps is not None else fps) for f, _, f_fps in entries]
+    clips = [load_clip(f, skeleton, model, trust, ground, f_fps if f_fps is not None else fps, root_vel_sigma)
+             for f, _, f_fps in entries]
     return clips, [e[1] for e in entries]
 
 
@@ -119,8 +120,10 @@ class MotionLib:
         self._cdf = torch.cumsum(self.weights, 0)
 
     @classmethod
-    def from_file(cls, motion_file, skeleton, model, key_bodies, device="cpu", trust=False, ground="rolling_min", fps=None):
-        clips, weights = load_clips(motion_file, skeleton, model, trust=trust, ground=ground, fps=fps)
+    def from_file(cls, motion_file, skeleton, model, key_bodies, device="cpu", trust=False, ground="rolling_min", fps=None,
+                  root_vel_sigma: float = 0.0):
+        clips, weights = load_clips(motion_file, skeleton, model, trust=trust, ground=ground, fps=fps,
+                                    root_vel_sigma=root_vel_sigma)
         return cls(clips, weights, skeleton, key_bodies, device=device)
 
     @property

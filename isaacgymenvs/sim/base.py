@@ -108,6 +108,19 @@ class SimBackend(ABC):
         the body positions are those of the new state (as after ``write_state``) and the contact
         forces those of the last substep."""
 
+    def unstable(self, max_speed: float) -> torch.Tensor:
+        """``[N]`` bool: environments whose state after the last ``step()`` cannot be trusted: a
+        non-finite position, velocity or contact force, or a speed (any joint or root velocity
+        component, rad/s or m/s) beyond ``max_speed``. A backend adds what its physics reports
+        (the CPU backend: MuJoCo's bad-QACC/QVEL/QPOS warnings, after which MuJoCo has already
+        reset the env to its rest pose). Device tensors only: no host synchronization."""
+        state = torch.cat((self.root_pos_w, self.root_quat_w, self.dof_pos), dim=-1)
+        vel = torch.cat((self.root_lin_vel_w, self.root_ang_vel_w, self.dof_vel), dim=-1)
+        bad = ~torch.isfinite(state).all(-1) | ~torch.isfinite(vel).all(-1)
+        bad |= ~torch.isfinite(self.contact_forces_w).flatten(1).all(-1)
+        # NaN compares false: a non-finite speed is caught above, not here
+        return bad | (vel.abs() > max_speed).any(-1)
+
     def graphed(self, fn, generators=()):
         """A callable doing what ``fn(*tensors)`` does. A GPU backend may capture ``fn`` once
         (its torch and simulator kernels as one CUDA graph, replayed per call, returning the same

@@ -9,6 +9,7 @@ share (``torch.from_numpy``), so reading it costs nothing more.
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import mujoco
@@ -17,6 +18,29 @@ import torch
 
 from isaacgymenvs.characters import actuator_dof_index
 from isaacgymenvs.sim.base import SimBackend, substeps_for
+
+
+#: MuJoCo's warnings of a state it could not integrate (it then resets that MjData to the rest pose).
+_BAD_STATE = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQPOS)
+
+
+def _quiet_unstable_warnings() -> None:
+    """Route MuJoCo's "the simulation is unstable" warnings to nothing: the backend counts them per
+    env (``unstable``) and the trainer reports them as ``sim/unstable_envs``. Others still print."""
+    if getattr(_quiet_unstable_warnings, "done", False):
+        return
+    previous = mujoco.get_mju_user_warning()
+
+    def warn(msg: str) -> None:
+        if "simulation is unstable" in msg:
+            return
+        if previous is not None:
+            previous(msg)
+        else:
+            print(f"WARNING: {msg}", file=sys.stderr)
+
+    mujoco.set_mju_user_warning(warn)
+    _quiet_unstable_warnings.done = True
 
 
 def _quat_rotate_np(q_wxyz: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -55,6 +79,8 @@ class MujocoCpuBackend(SimBackend):
         self._cfrc = np.zeros((num_envs, B, 3))
         self._ang_w = np.zeros((num_envs, 3))
         self._ctrl = np.zeros((num_envs, model.nu))
+        self._bad_physics = np.zeros(num_envs, dtype=bool)  # MuJoCo flagged the env in the last step
+        _quiet_unstable_warnings()
         t = torch.from_numpy
         self._t_qpos, self._t_qvel = t(self._qpos), t(self._qvel)
         self._t_xpos, self._t_cfrc, self._t_ang = t(self._xpos), t(self._cfrc), t(self._ang_w)
@@ -129,6 +155,7 @@ class MujocoCpuBackend(SimBackend):
             d.ctrl[:] = self._ctrl[i]
             mujoco.mj_forward(self.model, d)
             mujoco.mj_rnePostConstraint(self.model, d)
+        self._bad_physics[ids] = False
         self._read(ids.tolist())
 
     def set_pd_targets(self, targets):
@@ -142,7 +169,9 @@ class MujocoCpuBackend(SimBackend):
         for i in chunk:
             d = self._datas[i]
             d.ctrl[:] = self._ctrl[i]
+            before = sum(d.warning[w].number for w in _BAD_STATE)
             mujoco.mj_step(m, d, nstep=self.substeps)
+            self._bad_physics[i] = sum(d.warning[w].number for w in _BAD_STATE) > before
             mujoco.mj_rnePostConstraint(m, d)  # contact forces of the last substep
             mujoco.mj_kinematics(m, d)  # body positions of the new state (mj_step leaves the previous ones)
         self._read(chunk)
@@ -152,6 +181,9 @@ class MujocoCpuBackend(SimBackend):
             self._step_chunk(range(self.num_envs))
         else:
             list(self._pool.map(self._step_chunk, self._chunks))
+
+    def unstable(self, max_speed: float) -> torch.Tensor:
+        return super().unstable(max_speed) | torch.from_numpy(self._bad_physics)
 
     def close(self):
         if self._pool is not None:

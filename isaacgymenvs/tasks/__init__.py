@@ -37,7 +37,7 @@ def make_task(task_name: str, env_cfg: dict, sim: str = "mujoco", device: str = 
     motion_lib = MotionLib.from_file(
         motion_file, skeleton, model, cfg.keyBodies, device=device,
         trust=bool(env_cfg.get("motion_trust", False)), ground=env_cfg.get("motion_ground", "rolling_min"),
-        fps=env_cfg.get("motion_fps"),
+        fps=env_cfg.get("motion_fps"), root_vel_sigma=float(env_cfg.get("motion_root_vel_sigma") or 0.0),
     )
     control_dt = float(env_cfg.get("controlFrequencyInv", 2)) * float(env_cfg.get("sim_dt", 1.0 / 60.0))
     backend = make_backend(sim, model, cfg.numEnvs, control_dt, device=device, **sim_kw)
@@ -49,6 +49,7 @@ def make_task(task_name: str, env_cfg: dict, sim: str = "mujoco", device: str = 
         "motion_file": str(env_cfg["motion_file"]),
         "motion_ground": env_cfg.get("motion_ground", "rolling_min"),
         "motion_fps": env_cfg.get("motion_fps"),
+        "motion_root_vel_sigma": float(env_cfg.get("motion_root_vel_sigma") or 0.0),
         "pd_gains": {"kp": kp.tolist(), "kd": kd.tolist(),
                      "torque_limit": [float(x) if x != float("inf") else None for x in characters.torque_limits(model)]},
         "physics_timestep_s": float(model.opt.timestep),

@@ -9,6 +9,13 @@ the observation, the (constant) task reward, termination and time-out, and the A
 observation history (newest step first). Environments that are done are **not** reset by
 ``step``: the learner reads the terminal observation (to bootstrap the value on time-outs)
 and then calls ``reset_done()``, as IsaacGymEnvs' AMP agent does.
+
+**A simulator blow-up is caught, not trained on.** After every step the backend marks envs
+whose state is not finite, faster than ``maxStateSpeed`` or flagged by the physics
+(``SimBackend.unstable``). Such an env is terminated (no value bootstrap), its observation is
+replaced by its previous one (finite) before anything reads it, its task reward is 0, and
+``unstable`` tells the learner to give its transition to neither the discriminator nor the
+replay buffer; ``reset_done`` then resets it. All of it by masks: no host synchronization.
 """
 
 from __future__ import annotations
@@ -62,6 +69,8 @@ class AMPTaskConfig:
     #: env each step), so that the whole environment step can be captured as one CUDA graph
     #: (SimBackend.graphed). False: reset by env ids (one synchronization per step).
     syncFreeResets: bool = True
+    #: A joint or root velocity component beyond this (rad/s, m/s) marks the env's state as blown up.
+    maxStateSpeed: float = 1000.0
 
 
 class AMPTask:
@@ -84,6 +93,8 @@ class AMPTask:
             raise ValueError(f"task.env.episodeLength must be at least 2, got {cfg.episodeLength}")
         if cfg.actionMapping not in ACTION_MAPPINGS:
             raise ValueError(f"task.env.actionMapping must be one of {ACTION_MAPPINGS}, got {cfg.actionMapping!r}")
+        if not (isinstance(cfg.maxStateSpeed, (int, float)) and cfg.maxStateSpeed > 0):
+            raise ValueError(f"task.env.maxStateSpeed must be a positive number (rad/s), got {cfg.maxStateSpeed!r}")
         if not (isinstance(cfg.actionScale, (int, float)) and 0.0 < cfg.actionScale <= 2.0):
             raise ValueError(f"task.env.actionScale must lie in (0, 2], got {cfg.actionScale!r}")
         if skeleton.dof_names != sim.dof_names:
@@ -135,6 +146,13 @@ class AMPTask:
         self.default_dof_pos = dof0.to(self.device, torch.float32)
         #: Per env: whether the last reset was a reference-state reset (for statistics).
         self.ref_reset = torch.zeros(N, dtype=torch.bool, device=self.device)
+        #: Per env: the clip and clip time (s) of its last reference-state start (-1: the default pose).
+        self.ref_motion = torch.full((N,), -1, dtype=torch.long, device=self.device)
+        self.ref_time = torch.zeros(N, device=self.device)
+        #: Per env: the state after the last step blew up (see the module docstring).
+        self.unstable = torch.zeros(N, dtype=torch.bool, device=self.device)
+        #: (clip index, clip time) of the reference start of the last env that blew up; clip -2: none yet.
+        self.last_unstable_start = torch.tensor([-2.0, 0.0], device=self.device)
         #: Reset finished episodes by mask (no host synchronization) instead of by their ids.
         self.sync_free_resets = cfg.syncFreeResets
 
@@ -211,6 +229,7 @@ class AMPTask:
         quat[:, 0] = 1.0
         self._write(env_ids, pos, quat, z(3), z(3), self.default_dof_pos.expand(M, -1), z(self.num_actions))
         self.ref_reset[env_ids] = False
+        self.ref_motion[env_ids] = -1
 
     def _reset_ref(self, env_ids: torch.Tensor, start: bool) -> None:
         M = len(env_ids)
@@ -224,6 +243,8 @@ class AMPTask:
         st = self.motion_lib.get_motion_state(ids, times)
         self._write(env_ids, st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel)
         self.ref_reset[env_ids] = True
+        self.ref_motion[env_ids] = ids
+        self.ref_time[env_ids] = times.to(self.ref_time.dtype)
         k = self.cfg.numAMPObsSteps
         if k > 1:
             steps = torch.arange(1, k, device=self.device, dtype=times.dtype) * self.dt
@@ -242,6 +263,7 @@ class AMPTask:
         self.progress[env_ids] = 0
         self.terminated[env_ids] = False
         self.truncated[env_ids] = False
+        self.unstable[env_ids] = False
         obs = self._sim_obs(env_ids)
         self.obs[env_ids] = obs
         self.amp_hist[env_ids, 0] = obs
@@ -293,8 +315,11 @@ class AMPTask:
         # state is updated in place: a captured step (SimBackend.graphed) replays into these tensors
         self.progress.masked_fill_(mask, 0)
         self.ref_reset.copy_(torch.where(mask, ref, self.ref_reset))
+        self.ref_motion.copy_(torch.where(mask, torch.where(ref, ids, torch.full_like(ids, -1)), self.ref_motion))
+        self.ref_time.copy_(torch.where(mask, times.to(self.ref_time.dtype), self.ref_time))
         self.terminated &= ~mask
         self.truncated &= ~mask
+        self.unstable &= ~mask
 
     def reset_done(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Reset every environment whose episode ended; returns (obs, which envs were reset:
@@ -316,15 +341,37 @@ class AMPTask:
         self.sim.step()
         self.progress += 1
         obs = self._sim_obs()
+        # a blown-up env keeps its previous (finite) observation: nothing downstream sees NaN
+        unstable = self.sim.unstable(self.cfg.maxStateSpeed) | ~torch.isfinite(obs).all(-1)
+        obs = torch.where(unstable.unsqueeze(-1), self.amp_hist[:, 0], obs)
+        self.unstable.copy_(unstable)
+        self._note_unstable_start(unstable)
         self.obs[:] = obs
         self.amp_hist[:, 1:] = self.amp_hist[:, :-1].clone()
         self.amp_hist[:, 0] = obs
         if self.cfg.enableEarlyTermination:
             self.terminated.copy_(terms.fall_termination(
                 self.sim.contact_forces_w, self.sim.body_pos_w, self.allowed_contact, self.cfg.terminationHeight, self.progress
-            ))
+            ) | unstable)
         else:
-            self.terminated.zero_()
+            self.terminated.copy_(unstable)
         self.truncated.copy_((self.progress >= self.cfg.episodeLength - 1) & ~self.terminated)
-        reward = torch.ones(self.num_envs, device=self.device)  # IsaacGymEnvs' constant task reward
+        # IsaacGymEnvs' constant task reward; nothing for a transition into a blown-up state
+        reward = (~unstable).to(torch.float32)
         return self.obs.clone(), reward, self.terminated.clone(), self.truncated.clone()
+
+    def _note_unstable_start(self, unstable: torch.Tensor) -> None:
+        """Keep (clip, clip time) of the reference start of one env that blew up this step."""
+        k = torch.argmax(unstable.to(torch.int32))
+        seen = torch.stack((self.ref_motion[k].to(self.last_unstable_start.dtype), self.ref_time[k].to(self.last_unstable_start.dtype)))
+        self.last_unstable_start.copy_(torch.where(unstable.any(), seen, self.last_unstable_start))
+
+    def describe_unstable_start(self) -> str:
+        """Where the last env that blew up had started (reads the device once)."""
+        clip, t = self.last_unstable_start.tolist()
+        if clip <= -2:
+            return "no env has blown up"
+        if clip < 0:
+            return "it had started from the default pose"
+        name = self.motion_lib.clips[int(clip)].name
+        return f"it had started from clip {name!r} at t={t:.3f} s"
