@@ -45,6 +45,7 @@ def main() -> None:
     p.add_argument("--task", default="HumanoidAMP", choices=["HumanoidAMP", "G1AMP"])
     p.add_argument("--minutes", type=float, default=8.0)
     p.add_argument("--out", required=True)
+    p.add_argument("--clip", help="motion file (default: the run clip, or the G1 walk)")
     p.add_argument("overrides", nargs="*")
     a = p.parse_args()
     from hydra import compose, initialize_config_dir
@@ -65,7 +66,7 @@ def main() -> None:
         if epoch % 25 == 0:
             train_mod.console_observer(epoch, frame, m)
 
-    clip = {"HumanoidAMP": "amp_humanoid_run.npy", "G1AMP": "amp_retarget/g1_from_amp_walk.csv"}[a.task]
+    clip = a.clip or {"HumanoidAMP": "amp_humanoid_run.npy", "G1AMP": "amp_retarget/g1_from_amp_walk.csv"}[a.task]
     base = [f"task={a.task}", "headless=True", "sim=mujoco_warp", "num_envs=4096", "rl_device=cuda:0",
             f"task.env.motion_file={clip}", f"max_time_s={a.minutes * 60}", "max_iterations=100000"]
     if (REPO / "cfg" / "tracking").exists():
@@ -80,6 +81,11 @@ def main() -> None:
     last = rows[-10:]
     summary = {k: sum(r[k] for r in last) / len(last) for k in last[0] if isinstance(last[0][k], float)}
     summary.update(epochs=rows[-1]["epoch"], frames=rows[-1]["frame"], minutes=rows[-1]["wall_s"] / 60)
+    # over the whole run: blow-ups caught, updates skipped, and when the fall rate first went under 0.1
+    summary["sim/unstable_envs_total"] = sum(r.get("sim/unstable_envs", 0.0) for r in rows)
+    summary["loss/nonfinite_updates_total"] = sum(r.get("loss/nonfinite_updates", 0.0) for r in rows)
+    first = next((r for r in rows if r["eval/fall_rate"] < 0.1), None)
+    summary["first_fall_rate_below_0.1"] = None if first is None else {"epoch": first["epoch"], "minutes": first["wall_s"] / 60}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
 

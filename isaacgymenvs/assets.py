@@ -406,7 +406,13 @@ def assets_root_candidates() -> list[Path]:
 
 def _not_found(kind: str, rel: PurePosixPath, roots: Sequence[Path]) -> AssetNotFoundError:
     searched = ", ".join(str(r) for r in roots)
-    return AssetNotFoundError(f"asset {kind} '{rel}' not found (searched: {searched}); {_HINT}")
+    entry = next((a for a in MANIFEST if a.path == str(rel)), None)
+    if entry is not None and entry.sha256 is None and entry.url and not entry.local_only:  # `make assets` skips these
+        hint = (f"it is upstream but has no pinned checksum, so `make assets` does not fetch it: "
+                f"`python -m isaacgymenvs.assets fetch {rel} --allow-unverified` stores it and prints its sha256")
+    else:
+        hint = _HINT
+    return AssetNotFoundError(f"asset {kind} '{rel}' not found (searched: {searched}); {hint}")
 
 
 def asset_path(rel: str | os.PathLike[str]) -> Path:

@@ -9,6 +9,8 @@ from isaacgymenvs import assets
 #: task name -> (character, asset folder of its clips)
 TASKS = {
     "HumanoidAMP": ("amp_humanoid", "amp_humanoid/motions"),
+    # IsaacGymEnvs' variant whose hands may touch the ground (cartwheels)
+    "HumanoidAMPHands": ("amp_humanoid", "amp_humanoid/motions"),
     "G1AMP": ("unitree_g1", "unitree_g1/motions"),
 }
 

@@ -3,7 +3,7 @@ motion are smooth functions of time, so the loader's angles, speeds and FK can b
 
 Each clip starts from a standing pose and moves a few joints through a hard case (a hip flexed to
 130 degrees, an arm swinging overhead, a joint passing within 3 degrees of gimbal lock, a full
-2 pi twist of the root), keeping every joint inside its MJCF range.
+2 pi twist of the root, a tucked backflip), keeping every joint inside its MJCF range.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _smooth_bump(t: np.ndarray, t0: float, t1: float) -> tuple[np.ndarray, np.nd
 
 
 def make_stress_clip(skeleton, case: str, fps: float = 60.0, duration: float = 2.0, path: str = "stress.npy") -> StressClip:
-    """One of ``hip_flex_130``, ``arm_overhead``, ``near_gimbal_lock``, ``root_twist``."""
+    """One of :data:`STRESS_CASES`."""
     names = list(skeleton.dof_names)
     D = len(names)
     T = int(round(duration * fps)) + 1
@@ -57,6 +57,8 @@ def make_stress_clip(skeleton, case: str, fps: float = 60.0, duration: float = 2
         vel[:, d] += amount * dx
 
     yaw, yaw_rate = np.zeros(T), np.zeros(T)
+    pitch, pitch_rate = np.zeros(T), np.zeros(T)
+    height = np.full(T, 0.95)
     if case == "hip_flex_130":  # the backflip's tuck: hip_y passes -90 deg (the XYZ chain's gimbal lock)
         move("right_hip_y", math.radians(-130))
         move("left_hip_y", math.radians(-125))
@@ -78,6 +80,18 @@ def make_stress_clip(skeleton, case: str, fps: float = 60.0, duration: float = 2
         yaw_rate[:] = 2 * math.pi / duration
         yaw = yaw_rate * t
         move("left_hip_y", math.radians(-40))
+    elif case == "backflip":  # a tucked backflip: a full turn about y in the air, hips at 130 deg
+        x, dx = _smooth_bump(t, 0.0, duration)
+        # the pitch follows the smooth step 0 -> 2 pi (the integral of the bump, normalised)
+        w = 2 * math.pi / duration
+        u = t / duration
+        pitch = -2 * math.pi * (u - (8 * np.sin(w * t) - np.sin(2 * w * t)) / (12 * math.pi))
+        pitch_rate = -2 * math.pi / duration * (1 - (8 * np.cos(w * t) - 2 * np.cos(2 * w * t)) / 6)
+        height = 1.0 + 0.6 * x
+        for side in ("right", "left"):
+            move(f"{side}_hip_y", math.radians(-130), 0.0, duration)
+            move(f"{side}_knee", math.radians(130), 0.0, duration)
+            move(f"{side}_shoulder_y", math.radians(-150), 0.0, duration)
     else:
         raise ValueError(f"unknown stress case {case!r}")
 
@@ -95,10 +109,10 @@ def make_stress_clip(skeleton, case: str, fps: float = 60.0, duration: float = 2
         q = chain_quat(pos[:, dofs], ChainAxes.from_vectors(axes[dofs]))  # wxyz
         rot[:, b] = q[:, [1, 2, 3, 0]]
     root_q = np.stack((np.cos(yaw / 2), 0 * yaw, 0 * yaw, np.sin(yaw / 2)), -1)  # wxyz about z
-    lean = np.array([math.cos(0.05), 0.0, math.sin(0.05), 0.0])  # a slight forward lean
-    root_q = quat_mul(root_q, np.broadcast_to(lean, root_q.shape))
+    tilt = np.stack((np.cos(pitch / 2 + 0.025), 0 * t, np.sin(pitch / 2 + 0.025), 0 * t), -1)  # pitch, and a slight lean
+    root_q = quat_mul(root_q, tilt)
     rot[:, 0] = root_q[:, [1, 2, 3, 0]]
-    root_pos = np.stack((0.3 * t, 0 * t, np.full(T, 0.95)), -1)
+    root_pos = np.stack((0.3 * t, 0 * t, height), -1)
     motion = SkeletonMotion(
         path=path, fps=float(fps), node_names=list(skeleton.body_names),
         parents=np.asarray(skeleton.parents), local_translation=np.asarray(skeleton.offsets),
@@ -106,7 +120,8 @@ def make_stress_clip(skeleton, case: str, fps: float = 60.0, duration: float = 2
     )
     ang_w = np.zeros((T, 3))
     ang_w[:, 2] = yaw_rate
+    ang_w[:, 1] = pitch_rate  # pitch about y after a yaw of 0: only one of the two moves in any case
     return StressClip(motion, pos, vel, ang_w)
 
 
-STRESS_CASES = ("hip_flex_130", "arm_overhead", "near_gimbal_lock", "root_twist")
+STRESS_CASES = ("hip_flex_130", "arm_overhead", "near_gimbal_lock", "root_twist", "backflip")

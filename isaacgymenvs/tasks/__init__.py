@@ -22,6 +22,24 @@ def task_config(env_cfg: dict) -> AMPTaskConfig:
     return AMPTaskConfig(**kw)
 
 
+def default_pose(model, spec, skeleton, overrides: dict | None) -> tuple:
+    """``(root height, joint angles [D])`` of the Default reset: the character's default pose with
+    ``task.env.defaultJointPos`` (joint name -> angle in rad) on top; every name must be a joint
+    and every angle inside its range."""
+    root_h, dof = characters.default_pose(model, spec)
+    dof = dof.copy()
+    for name, angle in (overrides or {}).items():
+        if name not in skeleton.dof_names:
+            raise ValueError(f"task.env.defaultJointPos: {name!r} is not a joint of {spec.name} "
+                             f"(joints: {', '.join(skeleton.dof_names)})")
+        lo, hi = (float(x) for x in skeleton.dof_limits[skeleton.dof_names.index(name)])
+        if not isinstance(angle, (int, float)) or not lo - 1e-6 <= angle <= hi + 1e-6:
+            raise ValueError(f"task.env.defaultJointPos.{name}: must be an angle in its range [{lo:.4f}, {hi:.4f}] rad, "
+                             f"got {angle!r}")
+        dof[skeleton.dof_names.index(name)] = float(angle)
+    return root_h, dof
+
+
 def make_task(task_name: str, env_cfg: dict, sim: str = "mujoco", device: str = "cpu", seed: int = 0, **sim_kw) -> AMPTask:
     if task_name not in TASKS:
         raise ValueError(f"unknown task {task_name!r}; known tasks: {sorted(TASKS)}")
@@ -41,7 +59,8 @@ def make_task(task_name: str, env_cfg: dict, sim: str = "mujoco", device: str = 
     )
     control_dt = float(env_cfg.get("controlFrequencyInv", 2)) * float(env_cfg.get("sim_dt", 1.0 / 60.0))
     backend = make_backend(sim, model, cfg.numEnvs, control_dt, device=device, **sim_kw)
-    task = AMPTask(cfg, backend, motion_lib, skeleton, seed=seed, default_pose=characters.default_pose(model, spec))
+    task = AMPTask(cfg, backend, motion_lib, skeleton, seed=seed,
+                   default_pose=default_pose(model, spec, skeleton, env_cfg.get("defaultJointPos")))
     kp, kd = characters.pd_gains_arrays(model)
     task.deploy_extra = {
         "character": character,
