@@ -362,8 +362,9 @@ class AMPTask:
 
     def _note_unstable_start(self, unstable: torch.Tensor) -> None:
         """Keep (clip, clip time) of the reference start of one env that blew up this step."""
-        k = torch.argmax(unstable.to(torch.int32))
-        seen = torch.stack((self.ref_motion[k].to(self.last_unstable_start.dtype), self.ref_time[k].to(self.last_unstable_start.dtype)))
+        k = torch.argmax(unstable.to(torch.int32)).view(1)  # index_select: a 0-d index would be read on the host
+        dt = self.last_unstable_start.dtype
+        seen = torch.cat((self.ref_motion.index_select(0, k).to(dt), self.ref_time.index_select(0, k).to(dt)))
         self.last_unstable_start.copy_(torch.where(unstable.any(), seen, self.last_unstable_start))
 
     def describe_unstable_start(self) -> str:
