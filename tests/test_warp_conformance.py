@@ -99,12 +99,13 @@ def test_captured_env_step_equals_the_eager_step(humanoid):
     """The vec env's step captured as one CUDA graph (physics, observations, termination, resets
     by mask) gives what the same step run eagerly gives from the same state, resets included.
 
-    Each step is taken twice from one saved state: by a graph replay and eagerly. (Two separate
-    runs cannot be compared over many steps: the GPU contact solver reduces in a varying order,
-    and falling bodies amplify those last-bit differences.) Tolerance 1e-2: one step's
-    run-to-run spread on the GPU is a few 1e-3, while a captured graph that reads or writes the
-    wrong memory gives errors of order 1 within a step or two (measured on an H100: 3e-3 in joint
-    velocities, the largest difference of 8 steps)."""
+    Each step is taken three times from one saved state: by a graph replay and twice eagerly. (Two
+    separate runs cannot be compared over many steps: the GPU contact solver reduces in a varying
+    order, and falling bodies amplify those last-bit differences.) The two eager steps measure that
+    run-to-run spread on this GPU; the replay must lie within 1e-2 of the eager step or within 4x
+    the spread, whichever is larger. A captured graph that reads or writes the wrong memory gives
+    errors of order 1 within a step or two (measured: eager spread and replay difference 3e-3 in
+    joint velocities on an H100; 2.9e-2 replay difference on an H200)."""
     from isaacgymenvs.learning.vecenv import AMPVecEnv
     from isaacgymenvs.tasks import make_task
 
@@ -119,19 +120,22 @@ def test_captured_env_step_equals_the_eager_step(humanoid):
     assert env._step_fn.graph is not None, env._step_fn.error
     s = t.sim
     state = lambda: [s._qpos, s._qvel, s._warm, s._ctrl, s._cfrc, t.progress, t.terminated, t.truncated,  # noqa: E731
-                     t.obs, t.amp_hist, t.ref_reset]
+                     t.obs, t.amp_hist, t.ref_reset, t.unstable, t.ref_motion, t.ref_time]
     compared = lambda: [s._qpos, s._qvel, t.progress, t.terminated, t.truncated, t.obs, t.amp_hist]  # noqa: E731
-    resets, worst = 0, 0.0
+    resets, worst, spread = 0, 0.0, 0.0
+    diff = lambda xs, ys: max((x.float() - y.float()).abs().max().item() for x, y in zip(xs, ys))  # noqa: E731
     for _ in range(8):
         a = act()
         saved = [x.clone() for x in state()]
-        replay = [x.clone() for x in env._step_fn(a)]  # the graph
-        after_replay = [x.clone() for x in compared()]
-        for dst, src in zip(state(), saved):
-            dst.copy_(src)
-        eager = env._step(a)  # the same step, eagerly
-        for x, y in zip(replay + after_replay, list(eager) + compared()):  # not the solver's internals
-            worst = max(worst, (x.float() - y.float()).abs().max().item())
-        resets += int(eager[2].sum())
+        replay = [x.clone() for x in env._step_fn(a)] + [x.clone() for x in compared()]  # the graph
+        runs = []
+        for _ in range(2):  # the same step, eagerly, twice
+            for dst, src in zip(state(), saved):
+                dst.copy_(src)
+            runs.append([x.clone() for x in env._step(a)] + [x.clone() for x in compared()])  # not the solver's internals
+        worst = max(worst, diff(replay, runs[0]))
+        spread = max(spread, diff(runs[0], runs[1]))
+        resets += int(runs[0][2].sum())
+    print(f"captured vs eager: {worst:.3g}; eager vs eager: {spread:.3g}")
     assert resets >= 64  # every env ended (episodeLength 5) and was reset inside the compared steps
-    assert worst < 1e-2, worst
+    assert worst < max(1e-2, 4 * spread), (worst, spread)
