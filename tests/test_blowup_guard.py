@@ -29,6 +29,18 @@ def _break(sim, env: int, fault: str) -> None:
                     sim.root_ang_vel_w[ids].clone(), sim.dof_pos[ids].clone(), dvel)
 
 
+def _one_rollout(agent) -> dict:
+    """Collect one rollout and make it the dataset, as an epoch does before its updates."""
+    agent.init_tensors()
+    agent.obs = agent.env_reset()
+    agent._reset_rollout_stats()
+    batch = agent.play_steps()
+    agent.demo_buffer.store(agent.vec_env.fetch_amp_obs_demo(agent.amp_batch_size))
+    agent.prepare_dataset(batch)
+    agent._disc_stats = []
+    return batch
+
+
 def _all_finite(module_or_tensors) -> bool:
     ts = module_or_tensors.state_dict().values() if hasattr(module_or_tensors, "state_dict") else module_or_tensors
     return all(torch.isfinite(t.float()).all() for t in ts if torch.is_tensor(t) and t.is_floating_point())
@@ -119,13 +131,7 @@ def test_a_nonfinite_minibatch_changes_no_weight(tmp_path):
     is counted, and the other minibatches still train."""
     t = trainer(tmp_path, "max_iterations=1")
     a = t.agent
-    a.init_tensors()
-    a.obs = a.env_reset()
-    a._reset_rollout_stats()
-    batch = a.play_steps()
-    a.demo_buffer.store(a.vec_env.fetch_amp_obs_demo(a.amp_batch_size))
-    a.prepare_dataset(batch)
-    a._disc_stats = []
+    _one_rollout(a)
     inner = a.calc_losses
     a.calc_losses = lambda *args: (lambda out: (out[0] * float("nan"),) + out[1:])(inner(*args))
     before = {k: v.clone() for k, v in a.model.state_dict().items()}
@@ -176,13 +182,7 @@ def test_every_rollout_row_reaches_ppo_and_the_discriminator_in_one_epoch(tmp_pa
     t = trainer(tmp_path, "max_iterations=1", "train.params.config.minibatch_size=64",
                 "train.params.config.amp_minibatch_size=32")
     a = t.agent
-    a.init_tensors()
-    a.obs = a.env_reset()
-    a._reset_rollout_stats()
-    batch = a.play_steps()
-    a.demo_buffer.store(a.vec_env.fetch_amp_obs_demo(a.amp_batch_size))
-    a.prepare_dataset(batch)
-    a._disc_stats = []
+    batch = _one_rollout(a)
     rollout_obs, rollout_amp = batch["obses"], a._epoch_amp
     ppo_rows, disc_rows = [], []
     inner = a.calc_gradients
