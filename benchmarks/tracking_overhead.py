@@ -45,7 +45,7 @@ METRIC_KEYS = [
     "disc/loss", "disc/grad_penalty", "disc/agent_logit", "disc/agent_replay_logit", "disc/demo_logit", "disc/agent_acc",
     "disc/demo_acc", "reward/disc", "reward/disc_std", "reward/task", "episode/length", "loss/actor", "loss/critic",
     "loss/bounds", "policy/sigma", "perf/env_steps_per_s", "perf/play_time_s", "perf/update_time_s",
-    "eval/motion_nn_dist", "eval/fall_rate", "episode/ended",
+    "rollout/motion_nn_dist", "rollout/fall_rate", "episode/ended",
 ]
 
 

@@ -28,10 +28,17 @@ def plot(rows: list[dict], png: Path) -> None:
     for k in ("disc/agent_logit", "disc/agent_replay_logit", "disc/demo_logit"):
         ax[0].plot(t, [r[k] for r in rows], label=k)
     ax[0].set_title("discriminator logits")
-    ax[1].plot(t, [r["eval/motion_nn_dist"] for r in rows], color="C3")
-    ax[1].set_title("eval/motion_nn_dist (lower is closer)")
-    ax[2].plot(t, [r["eval/fall_rate"] for r in rows], color="C4")
-    ax[2].set_title("eval/fall_rate")
+    ev = [r for r in rows if "eval/score" in r]  # the deterministic evaluation, every eval_every epochs
+    ax[1].plot(t, [r["rollout/motion_nn_dist"] for r in rows], color="C3", alpha=0.5, label="rollout/motion_nn_dist")
+    ax[1].plot([r["wall_s"] / 60 for r in ev], [r["eval/motion_nn_dist"] for r in ev], "o-", color="C3",
+               label="eval/motion_nn_dist")
+    ax[1].set_title("motion_nn_dist (lower is closer)")
+    ax[1].legend(fontsize=8)
+    ax[2].plot(t, [r["rollout/fall_rate"] for r in rows], color="C4", alpha=0.5, label="rollout/fall_rate")
+    ax[2].plot([r["wall_s"] / 60 for r in ev], [r["eval/fall_rate"] for r in ev], "o-", color="C4", label="eval/fall_rate")
+    ax[2].plot([r["wall_s"] / 60 for r in ev], [r["eval/score"] for r in ev], "s-", color="C2", label="eval/score")
+    ax[2].set_title("fall rate and eval/score")
+    ax[2].legend(fontsize=8)
     for a in ax:
         a.set_xlabel("minutes")
         a.grid(alpha=0.3)
@@ -79,13 +86,18 @@ def main() -> None:
     log.close()
     plot(rows, out / "curves.png")
     last = rows[-10:]
-    summary = {k: sum(r[k] for r in last) / len(last) for k in last[0] if isinstance(last[0][k], float)}
+    summary = {k: sum(r[k] for r in last) / len(last) for k in last[0]
+               if isinstance(last[0][k], float) and not k.startswith("eval/") and all(k in r for r in last)}
     summary.update(epochs=rows[-1]["epoch"], frames=rows[-1]["frame"], minutes=rows[-1]["wall_s"] / 60)
     # over the whole run: blow-ups caught, updates skipped, and when the fall rate first went under 0.1
     summary["sim/unstable_envs_total"] = sum(r.get("sim/unstable_envs", 0.0) for r in rows)
     summary["loss/nonfinite_updates_total"] = sum(r.get("loss/nonfinite_updates", 0.0) for r in rows)
-    first = next((r for r in rows if r["eval/fall_rate"] < 0.1), None)
+    first = next((r for r in rows if r["rollout/fall_rate"] < 0.1), None)
     summary["first_fall_rate_below_0.1"] = None if first is None else {"epoch": first["epoch"], "minutes": first["wall_s"] / 60}
+    evals = [r for r in rows if "eval/score" in r]
+    if evals:  # the last deterministic evaluation, and its share of the wall time
+        summary["last_eval"] = {k: evals[-1][k] for k in evals[-1] if k.startswith("eval/")}
+        summary["eval_time_share"] = sum(r["eval/time_s"] for r in evals) / rows[-1]["wall_s"]
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
 

@@ -6,17 +6,21 @@
 1. The sweep: ``<storage>/<sweep>/sweep.json`` (written by ``make sweep``) names its MLflow parent run,
    tracking URI, experiment, metric and mode. Everything else comes from MLflow, so trials that ran
    on other nodes count the same.
-2. The best trial: among the parent's FINISHED child runs, the best latest value of ``metric``
-   (default: the sweep's, with its mode; another metric ranks by ``min`` unless ``mode=max``;
-   never ``disc/*`` or ``reward/*``: discriminator logits and rewards are not comparable between runs).
+2. The best configuration: the parent's FINISHED child runs grouped by their point in the search
+   space without the seed; the configuration with the best mean latest ``metric`` over its seeds
+   (default: the sweep's, with its mode; another metric ranks by ``min`` unless ``mode=max``; never
+   ``disc/*`` or ``reward/*``: discriminator logits and rewards are not comparable between runs),
+   and of it the seed with the best value. A trial with a non-finite number or a simulator blow-up
+   in its final evaluation is refused, naming why (``force=1`` does not change that).
 3. Its checkpoint artifact (``checkpoints/best.pth``, else ``latest.pth``) is exported
    (``isaacgymenvs.export``: four files and their self-check) and registered as a new version of
    ``<task>-policy`` with tags for the sweep, trial, params, metrics and the check. A version is
    identified by (source run, checkpoint sha256): promoting the same checkpoint again registers
    nothing.
 4. The alias ``champion`` moves to that version only if its metric is strictly better than the
-   champion's (``force=1``: always). A checkpoint that fails export or its check is never
-   registered, so the alias cannot point at it.
+   champion's (``force=1``: always), and never from a version that stays up to one that falls in
+   every evaluation episode (``eval/fall_rate`` 1; such a version is tagged ``untrained``). A
+   checkpoint that fails export or its check is never registered, so the alias cannot point at it.
 
 Prints one JSON object (stdout); the ranking and the decision go to stderr.
 """
@@ -58,11 +62,52 @@ def load_sweep(name: str, storage=None) -> dict:
 
 
 def _trial_params(spec: dict, run) -> dict:
+    """The swept keys (and the seed) of a trial run; with ``run=None``, just the keys."""
     keys = list((spec.get("space") or {}).keys())
     for p in spec.get("points") or []:
         keys += [k for k in p if k not in keys]
+    keys.append("seed")
+    if run is None:
+        return dict.fromkeys(keys)
     params = run.data.params
     return {k: params[k] for k in keys if k in params}
+
+
+def refusal(run) -> str | None:
+    """Why a finished trial may not be promoted, or None: a non-finite latest number, or a blow-up."""
+    import math
+
+    m = run.data.metrics
+    # MLflow stores an infinite value as +-1.8e308
+    bad = sorted(k for k, v in m.items() if k.startswith(("eval/", "loss/", "rollout/"))
+                 and not (math.isfinite(float(v)) and abs(float(v)) < 1e300))
+    if bad:
+        return f"non-finite {', '.join(bad)}"
+    if float(m.get("eval/unstable_envs", 0.0)) > 0:
+        return f"the simulator blew up in {m['eval/unstable_envs']:g} of its final evaluation episodes"
+    if run.data.tags.get("error"):
+        return f"its run says: {run.data.tags['error'][:200]}"
+    return None
+
+
+def rank_configurations(ranked: list, spec: dict, mode: str) -> list[dict]:
+    """``ranked`` (value, run) pairs, best first, grouped by configuration (the swept keys without
+    the seed): ``[{"params", "values", "mean", "std", "runs": [(value, run), ...best first]}]``,
+    best mean first."""
+    import statistics
+
+    keys = [k for k in _trial_params(spec, None) if k != "seed"] if spec else []
+    groups: dict[tuple, list] = {}
+    for value, run in ranked:
+        params = {k: run.data.params.get(k) for k in keys}
+        groups.setdefault(tuple(sorted(params.items())), []).append((value, run))
+    out = []
+    for key, members in groups.items():
+        vals = [v for v, _ in members]
+        out.append({"params": dict(key), "values": vals, "mean": statistics.fmean(vals),
+                    "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "runs": members})
+    out.sort(key=lambda c: c["mean"], reverse=(mode == "max"))
+    return out
 
 
 def _flag(v) -> bool:
@@ -77,23 +122,31 @@ def promote(sweep: str = "default", metric: str | None = None, mode: str | None 
     alias = alias or reg.CHAMPION
     state = load_sweep(sweep, storage)
     spec = state["spec"]
-    metric = metric or spec.get("metric") or "eval/motion_nn_dist"
-    mode = mode or (spec.get("mode") if metric == spec.get("metric") else None) or "min"
+    metric = metric or spec.get("metric") or "eval/score"
+    mode = mode or (spec.get("mode") if metric == spec.get("metric") else None) or ("max" if metric == "eval/score" else "min")
     reg.check_metric(metric)
     r = reg.Registry(uri or state["uri"])
     ranked = r.rank(r.sweep_trials(state["experiment"], state["parent_run_id"]), metric, mode, sweep)
-    _say(f"sweep {sweep!r} (parent run {state['parent_run_id']}): finished trials by {metric} ({mode}):")
-    for value, run in ranked:
-        _say(f"  {value:12.5g}  {run.info.run_id}  {run.info.run_name}")
+    configs = rank_configurations(ranked, spec, mode)
+    _say(f"sweep {sweep!r} (parent run {state['parent_run_id']}): configurations by mean {metric} over their seeds ({mode}):")
+    for c in configs:
+        _say(f"  {c['mean']:12.5g} +- {c['std']:.3g} ({len(c['values'])} seed(s))  "
+             + " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in c["params"].items()))
+    candidates = [(c, value, run) for c in configs for value, run in c["runs"]]  # best configuration first, best seed first
+    refused = []
     with tempfile.TemporaryDirectory(prefix="promote-") as tmp:
-        for i, (value, run) in enumerate(ranked):  # the best trial that has a checkpoint artifact
-            try:
-                ckpt, art = r.download_checkpoint(run, Path(tmp) / "download")
-                break
-            except reg.MissingCheckpointError as e:
-                if i == len(ranked) - 1:
-                    raise PromoteError(f"no finished trial of sweep {sweep!r} has a checkpoint artifact (the last: {e})") from e
-                _say(f"skipped {run.info.run_name}: {e}")
+        for i, (config, value, run) in enumerate(candidates):  # the first that may be promoted and has a checkpoint
+            why = refusal(run)
+            if why is None:
+                try:
+                    ckpt, art = r.download_checkpoint(run, Path(tmp) / "download")
+                    break
+                except reg.MissingCheckpointError as e:
+                    why = str(e)
+            refused.append(f"{run.info.run_name}: {why}")
+            _say(f"skipped {run.info.run_name}: {why}")
+        else:
+            raise PromoteError(f"no finished trial of sweep {sweep!r} can be promoted: " + "; ".join(refused))
         rid = run.info.run_id
         task = run.data.tags.get("task") or run.data.params.get("task.name")
         if not task:
@@ -125,12 +178,16 @@ def promote(sweep: str = "default", metric: str | None = None, mode: str | None 
                 "source_run_id": rid, "source_experiment": state["experiment"],
                 "checkpoint": art, "checkpoint_epoch": epoch, "checkpoint_sha256": digest,
                 "promote.metric": metric, "promote.mode": mode, "promote.value": repr(value),
+                "config.mean": repr(config["mean"]), "config.std": repr(config["std"]), "config.seeds": str(len(config["values"])),
+                **({"untrained": "falls in every evaluation episode (eval/fall_rate 1)"}
+                   if float(run.data.metrics.get("eval/fall_rate", 0.0)) >= 1.0 else {}),
                 "export.check": check["check"], "export.max_abs_err_onnx": repr(check["max_abs_err_policy_onnx"]),
                 "export.max_abs_err_pt": repr(check["max_abs_err_policy_pt"]),
                 **{f"metric.{k}": repr(v) for k, v in sorted(run.data.metrics.items()) if k.startswith("eval/")},
                 **{f"param.{k}": v for k, v in _trial_params(spec, run).items()},
             }
-            desc = (f"sweep {sweep}, trial {run.info.run_name}: {metric} = {value:.5g} ({mode}); {art} (epoch {epoch}) "
+            desc = (f"sweep {sweep}, trial {run.info.run_name}: {metric} = {value:.5g} ({mode}); its configuration "
+                    f"{config['mean']:.5g} +- {config['std']:.3g} over {len(config['values'])} seed(s); {art} (epoch {epoch}) "
                     f"of run {rid}")
             mv = r.register(name, out, run, tags, desc)
             _say(f"registered {name} version {mv.version} from {art} of run {rid} ({metric} = {value:.5g})")
@@ -142,6 +199,8 @@ def promote(sweep: str = "default", metric: str | None = None, mode: str | None 
         "model": name, "version": int(mv.version), "registered": registered, "alias": alias,
         "champion_version": int(champion.version) if champion else None, "alias_moved": moved, "reason": reason,
         "metric": metric, "mode": mode, "value": value, "champion_value_before": champ_value,
+        "configuration": config["params"], "configuration_mean": config["mean"], "configuration_std": config["std"],
+        "configuration_seeds": len(config["values"]), "refused": refused,
         "sweep": sweep, "source_run_id": rid, "trial": run.info.run_name, "tracking_uri": redact(r.uri),
         "model_uri": f"models:/{name}@{alias}",
         **({"export_check": check["check"], "export_max_abs_err_onnx": check["max_abs_err_policy_onnx"]} if check else {}),
@@ -161,6 +220,9 @@ def _champion_rule(r, name, alias, mv, metric, mode, value, force) -> tuple[bool
         return True, f"{name} had no {alias}", None
     if str(cur.version) == str(mv.version):
         return False, f"version {mv.version} already is the {alias}", value
+    if mv.tags.get("untrained") and not cur.tags.get("untrained"):  # force=1 cannot do this either
+        return False, (f"version {mv.version} falls in every evaluation episode and the {alias} (version {cur.version}) "
+                       "does not"), None
     champ = None
     if cur.tags.get("promote.metric") == metric:
         champ = float(cur.tags["promote.value"])

@@ -17,7 +17,9 @@ from ``policy.json``.
 Episodes start from reference states of the clip (random times), run the policy's mean action
 through the PD law in ``policy.json`` at its control period, and end by a fall (a non-foot body
 touching something below ``termination_height``) or after ``episode_length`` steps. It prints JSON
-with ``fall_rate`` and ``motion_nn_dist`` (as the trainer's ``eval/*``), and renders the first
+with ``fall_rate``, ``survival``, ``motion_nn_dist`` and ``score``, defined as the trainer's
+``eval/*`` (``isaacgymenvs/eval_metrics.py``; the reference set is every frame of the clip at the
+control period, the "reference" anchor the states half a period later), and renders the first
 episode offscreen to a GIF (``MUJOCO_GL=egl`` or ``osmesa`` on a machine without a display).
 
 Everything here is numpy, onnxruntime and mujoco (and MLflow, through ``tracking``, for a
@@ -137,7 +139,7 @@ def _set_state(m, d, qpos, lin_w, ang_w, dof_vel):
     mujoco.mj_forward(m, d)
 
 
-def _resample(clip, dt: float, skeleton):
+def _resample(clip, dt: float, skeleton, offset: float = 0.0):
     """The clip's states every ``dt`` seconds, interpolated as the MotionLib does (positions and
     velocities linear, root rotation and 3-hinge joints through their rotations):
     ``qpos [T', nq], root_lin_vel, root_ang_vel, dof_vel``, so that one control step is one frame
@@ -147,7 +149,7 @@ def _resample(clip, dt: float, skeleton):
     from isaacgymenvs.motion.hinge_chain import chains_by_axes, interpolate_hinges
 
     t_src = np.arange(clip.num_frames) / clip.fps
-    t = np.arange(0.0, t_src[-1] + 1e-9, dt)
+    t = np.arange(offset, t_src[-1] + 1e-9, dt)
     lerp = lambda x: np.stack([np.interp(t, t_src, x[:, i]) for i in range(x.shape[1])], axis=1)  # noqa: E731
     q = clip.root_quat_wxyz
     rot = Slerp(t_src, Rotation.from_quat(q[:, [1, 2, 3, 0]]))(t).as_quat()
@@ -157,17 +159,6 @@ def _resample(clip, dt: float, skeleton):
     dof = interpolate_hinges(clip.dof_pos[f0], clip.dof_pos[f0 + 1], blend, chains_by_axes(skeleton))
     qpos = np.concatenate((lerp(clip.root_pos), quat, dof), axis=1)
     return qpos, lerp(clip.root_lin_vel), lerp(clip.root_ang_vel), lerp(clip.dof_vel)
-
-
-def _nn_dist(agent, ref, mean, std, chunk=2048):
-    a = (agent - mean) / std
-    r = (ref - mean) / std
-    best = []
-    for i in range(0, len(a), chunk):
-        x = a[i:i + chunk]
-        d2 = (x ** 2).sum(1)[:, None] - 2 * x @ r.T + (r ** 2).sum(1)[None]
-        best.append(np.sqrt(np.maximum(d2.min(1), 0)))
-    return float(np.concatenate(best).mean())
 
 
 def _resolve_clip(motion: str | None, info: dict, motion_dir: str) -> tuple[Path, str, float | None, float]:
@@ -190,7 +181,7 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
     between the two), with the PD gains, action mapping, key bodies and fall test of its ``policy.json``."""
     import onnxruntime as ort
 
-    from isaacgymenvs import characters
+    from isaacgymenvs import characters, eval_metrics
     from isaacgymenvs.motion.clip import load_clip
     from isaacgymenvs.task_registry import TASKS
 
@@ -239,14 +230,28 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
     if n_frames < amp_steps + 1:
         raise ValueError(f"{motion_path}: {clip.duration_s:.2f} s is too short for {amp_steps} AMP steps of {control_dt:.3f} s")
     lag = 1
-    frame_obs = []
-    for t in range(n_frames):
-        _set_state(m, d, *(x[t] for x in frames))
-        frame_obs.append(observe(d))
-    frame_obs = np.array(frame_obs)
-    ref = np.array([np.concatenate([frame_obs[t - k * lag] for k in range(amp_steps)])
-                    for t in range((amp_steps - 1) * lag, n_frames)])
-    mean, std = ref.mean(0), np.maximum(ref.std(0), 1e-6)
+
+    def amp_windows(states):  # every state with its history, newest first
+        obs = []
+        for t in range(len(states[0])):
+            _set_state(m, d, *(x[t] for x in states))
+            obs.append(observe(d))
+        obs = np.array(obs)
+        return obs, np.array([np.concatenate([obs[t - k * lag] for k in range(amp_steps)])
+                              for t in range((amp_steps - 1) * lag, len(obs))])
+
+    frame_obs, ref = amp_windows(frames)
+    mean, std = ref.mean(0), ref.std(0)
+    # the score's anchors, as the trainer's evaluation takes them: reference states that are not in the
+    # set (half a control period later), and the character standing still in its default pose
+    _, fresh = amp_windows(_resample(clip, control_dt, sk, offset=0.5 * control_dt))
+    nn_ref = float(eval_metrics.nn_dist(fresh, ref, mean, std)) if len(fresh) else 0.0
+    still = info.get("default_pose") or {}
+    qpos0 = np.zeros(m.nq)
+    qpos0[2], qpos0[3] = float(still.get("root_height") or 0.89), 1.0  # exports before default_pose: the humanoid's
+    qpos0[7:] = np.asarray(still.get("dof_pos") or np.zeros(m.nq - 7), dtype=np.float64)
+    _set_state(m, d, qpos0, np.zeros(3), np.zeros(3), np.zeros(m.nv - 6))
+    nn_still = float(eval_metrics.nn_dist(np.tile(observe(d), amp_steps)[None], ref, mean, std))
 
     sess = ort.InferenceSession(str(policy_dir / "policy.onnx"), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(seed)
@@ -282,11 +287,15 @@ def run(policy_dir, episodes: int = 10, motion: str | None = None, video: str | 
                 recorder.capture_data(d)
             out_video = recorder.save()
             recorder = None
+    nn = float(eval_metrics.nn_dist(np.array(agent_amp), ref, mean, std))
+    survival = float(np.mean(lengths) / (episode_length - 1))
     out = {
         "policy": str(policy_dir), "task": task, "mjcf": (spec.eval_mjcf or spec.mjcf) if model == "eval" else spec.mjcf, "motion": str(motion_path),
         "episodes": episodes,
-        "fall_rate": falls / episodes, "mean_episode_length": float(np.mean(lengths)),
-        "motion_nn_dist": _nn_dist(np.array(agent_amp), ref, mean, std),
+        # the trainer's eval/* numbers, computed the same way (isaacgymenvs/eval_metrics.py)
+        "fall_rate": falls / episodes, "survival": survival, "mean_episode_length": float(np.mean(lengths)),
+        "motion_nn_dist": nn, "score": float(eval_metrics.score(survival, nn, nn_still, nn_ref)),
+        "nn_dist_standing_still": nn_still, "nn_dist_reference": nn_ref,
     }
     if video:
         out.update(out_video)

@@ -178,12 +178,29 @@ class Trainer:
         }
         self.agent = AMPAgent("run", params)
         self.agent.observers = self.observers
+        self.agent.evaluator = self._build_evaluator(c, env_cfg, task)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.cfg, self.run_dir / "config.yaml", resolve=True)
         if self.checkpoint:
             self.agent.restore_checkpoint(self.checkpoint, self.sigma_override)
             print(f"resumed from {self.checkpoint} at epoch {self.agent.epoch_num}")
         return self.agent
+
+    def _build_evaluator(self, c: dict, env_cfg: dict, task):
+        """The deterministic evaluation's own small task (the training task's config and clips), or
+        None with ``eval_envs: 0`` and in test (play) mode."""
+        from isaacgymenvs.learning.evaluation import Evaluator
+        from isaacgymenvs.learning.vecenv import AMPVecEnv
+        from isaacgymenvs.tasks import make_task
+
+        n = int(self.train_cfg.get("eval_envs", 32))
+        if n <= 0 or self.test:
+            return None
+        seed = int(self.train_cfg.get("eval_seed", 0))
+        eval_task = make_task(c["task"]["name"], dict(env_cfg, numEnvs=n), sim=c["sim"], device=self.sim_device,
+                              seed=seed, motion_lib=task.motion_lib)
+        return Evaluator(AMPVecEnv(eval_task, self.rl_device), ref_size=int(self.train_cfg.get("eval_ref_size", 4096)),
+                         seed=seed)
 
     def train(self):
         if self.agent is None:
@@ -264,9 +281,11 @@ def console_observer(epoch: int, frame: int, m: dict) -> None:
     print(
         f"epoch {epoch:5d} | steps {frame:9d} | {m['perf/env_steps_per_s']:8.0f} steps/s | "
         f"disc agent {m['disc/agent_logit']:+.2f} replay {m['disc/agent_replay_logit']:+.2f} demo {m['disc/demo_logit']:+.2f} | "
-        f"r_disc {m['reward/disc']:.3f} | nn_dist {m['eval/motion_nn_dist']:.3f} | fall {m['eval/fall_rate']:.2f}"
+        f"r_disc {m['reward/disc']:.3f} | rollout nn_dist {m['rollout/motion_nn_dist']:.3f} fall {m['rollout/fall_rate']:.2f}"
         + (f" | unstable {m['sim/unstable_envs']:.0f}" if m.get("sim/unstable_envs") else "")
-        + (f" | skipped updates {m['loss/nonfinite_updates']:.0f}" if m.get("loss/nonfinite_updates") else ""),
+        + (f" | skipped updates {m['loss/nonfinite_updates']:.0f}" if m.get("loss/nonfinite_updates") else "")
+        + (f" | eval score {m['eval/score']:.3f} fall {m['eval/fall_rate']:.2f} survival {m['eval/survival']:.2f} "
+           f"nn_dist {m['eval/motion_nn_dist']:.2f}" if "eval/score" in m else ""),
         flush=True,
     )
 

@@ -24,4 +24,11 @@ class MlflowStatusCallback(Callback):
         self._close(trial, "FINISHED", {})
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._close(trial, "FAILED", {"error": "trial errored after its retries"})
+        # the real reason: the trial's own exception (the run's own `error` tag, if the trial wrote one, stays)
+        try:
+            err = trial.get_error()
+            why = str(err).strip().splitlines()[-1][:500] if err else ""
+        except Exception:  # an error file that cannot be read: still close the run
+            why = ""
+        attempts = int(getattr(trial.run_metadata, "num_failures", 0) or 0)
+        self._close(trial, "FAILED", {"ray_error": f"errored after {attempts} attempt(s): {why or 'see the Ray log'}"})

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import yaml
 
+from sweeps import analysis
 from sweeps.callback import MlflowStatusCallback
-from sweeps.space import REPO, check_spec
+from sweeps.space import REPO, SANITY, TIME_ATTRS, check_spec, seeds_of
 from sweeps.trial import run_trial, to_ray_key, trial_params
 
 DEFAULT_STORAGE = REPO / "sweeps_out"
@@ -45,9 +46,28 @@ def param_space(spec: dict) -> dict:
         if to_ray_key(k) not in dims and not any(k in p for p in spec.get("points") or []):
             kind, v = next(iter(d.items()))
             dims[to_ray_key(k)] = _distribution("choice" if kind == "grid" else kind, v)
-    if dims:
-        space["p"] = dims
+    seeds = seeds_of(spec)  # every configuration with every seed: a grid dimension of its own
+    dims["seed"] = tune.grid_search(seeds) if len(seeds) > 1 else seeds[0]
+    space["p"] = dims
     return space
+
+
+def max_time(spec: dict, time_attr: str, max_reports: int) -> float:
+    """The largest value of ``time_attr`` (env_steps, wall_s or reports) a trial can reach."""
+    b = spec.get("budget") or {}
+    if time_attr == "env_steps":
+        if b.get("env_steps"):
+            return float(b["env_steps"])
+        from sweeps.space import combinations, compose
+
+        most = 0  # max_iterations x num_envs x horizon_length of the longest combination
+        for combo in combinations(spec):
+            c = compose(spec["overrides"] + [f"{k}={v}" for k, v in combo.items()]).train.params.config
+            most = max(most, int(c.max_epochs) * int(c.num_actors) * int(c.horizon_length))
+        return float(most)
+    if time_attr == "wall_s":
+        return float(b.get("wall_s") or spec.get("time_budget_s") or 1e9)
+    return float(max(1, max_reports))
 
 
 def _scheduler(spec: dict, max_reports: int):
@@ -56,21 +76,23 @@ def _scheduler(spec: dict, max_reports: int):
 
     if spec["scheduler"] == "asha":
         a = dict(spec.get("asha") or {})
-        max_t = max(1, max_reports)
-        grace = int(a.get("grace_period", 1))
-        if grace > max_t:  # a shortened run (fewer epochs than the grace period): no early stopping
-            print(f"sweep: asha.grace_period={grace} reports > the {max_t} reports of a trial; using {max_t}", flush=True)
+        unit = a.get("time_attr", "reports")
+        max_t = max_time(spec, unit, max_reports)
+        grace = float(a.get("grace_period", 1))
+        if grace > max_t:  # a shortened run (less than the grace period): no early stopping
+            print(f"sweep: asha.grace_period={grace:g} {unit} > the {max_t:g} {unit} of a trial; using {max_t:g}", flush=True)
             grace = max_t
-        return ASHAScheduler(time_attr="training_iteration", max_t=max_t,
-                             grace_period=grace, reduction_factor=float(a.get("reduction_factor", 2)))
+        return ASHAScheduler(time_attr=TIME_ATTRS[unit], max_t=max_t, grace_period=grace,
+                             reduction_factor=float(a.get("reduction_factor", 2)))
     if spec["scheduler"] == "pbt":
         p = dict(spec.get("pbt") or {})
+        unit = p.get("time_attr", "reports")
         muts = {}
         for k, d in (spec.get("pbt_mutations") or {}).items():
             kind, v = next(iter(d.items()))
             muts[to_ray_key(k)] = _distribution("choice" if kind == "grid" else kind, v)
-        # time_attr=training_iteration: checkpoints come with every report (ray#27170)
-        return PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=int(p.get("perturbation_interval", 2)),
+        # checkpoints come with every report, whatever the time attribute counts (ray#27170)
+        return PopulationBasedTraining(time_attr=TIME_ATTRS[unit], perturbation_interval=float(p.get("perturbation_interval", 2)),
                                        hyperparam_mutations={"p": muts}, quantile_fraction=float(p.get("quantile_fraction", 0.25)),
                                        resample_probability=float(p.get("resample_probability", 0.25)), synch=bool(p.get("synch", False)))
     return FIFOScheduler()
@@ -185,8 +207,11 @@ def run_sweep(name: str = "default", resume: bool = False, storage_path: str | o
 
 
 def _sweep_cfg(spec: dict, parent: str, uri: str) -> dict:
-    cfg = {k: spec[k] for k in ("name", "experiment", "metric", "overrides", "report_every", "fail", "pbt_mutations")}
-    cfg.update(parent_run_id=parent, tracking_uri=uri)
+    from sweeps.space import budget_overrides
+
+    cfg = {k: spec[k] for k in ("name", "experiment", "metric", "mode", "report_every", "fail", "pbt_mutations")}
+    cfg.update(parent_run_id=parent, tracking_uri=uri, overrides=list(spec["overrides"]) + budget_overrides(spec),
+               sanity={**SANITY, **(spec.get("sanity") or {})})
     return cfg
 
 
@@ -211,6 +236,16 @@ class _StopSignalSeen(logging.Handler):
 _STOP = _StopSignalSeen()
 
 
+def _status(r, m: dict, max_epochs: int) -> tuple[str, str]:
+    """(status, reason) of one trial: OK, STOPPED (early, by the scheduler), FAILED (diverged: a
+    result, never ranked) or ERROR (crashed after its retries)."""
+    if m.get("trial_failed"):
+        return "FAILED", str(m.get("failure_reason") or "diverged")
+    if r.error:
+        return "ERROR", str(r.error).strip().splitlines()[-1][:300]
+    return ("OK" if m.get("trial_done") or (m.get("epoch") or 0) >= max_epochs else "STOPPED"), ""
+
+
 def _summarize(spec, grid, uri, parent, exp_dir, wall_s) -> dict:
     from tracking import sweep_runs
 
@@ -223,18 +258,18 @@ def _summarize(spec, grid, uri, parent, exp_dir, wall_s) -> dict:
         tid = m.get("trial_id") or (r.path and Path(r.path).name)
         params = trial_params(r.config or {})
         val = m.get(metric, float("nan"))
+        status, reason = _status(r, m, max_epochs)
         rows.append({"trial": m.get("trial_id", tid), "params": params, "metric": float(val) if val is not None else float("nan"),
-                     "epochs": m.get("epoch"),
-                     "status": "ERROR" if r.error else ("STOPPED" if (m.get("epoch") or 0) < max_epochs else "OK"),
+                     "epochs": m.get("epoch"), "env_steps": m.get("timesteps_total"), "status": status, "reason": reason,
                      "mlflow_run_id": m.get("mlflow_run_id") or (sweep_runs.find_child(uri, spec["experiment"], parent, m.get("trial_id", "")) or "")})
-    ok = [r for r in rows if math.isfinite(r["metric"]) and r["status"] != "ERROR"] or [r for r in rows if math.isfinite(r["metric"])]
-    best = (min if mode == "min" else max)(ok, key=lambda r: r["metric"]) if ok else None
-    lines = [f"{'trial':<14} {'status':<6} {'epochs':>6} {metric:>22}  {'mlflow run id':<32}  params"]
+    configs = analysis.configurations(rows, mode)
+    best_cfg = configs[0] if configs else None
+    best = next((r for r in rows if best_cfg and r["trial"] == best_cfg["best_trial"]), None)
+    lines = [f"{'trial':<14} {'status':<7} {'epochs':>6} {'env steps':>10} {metric:>18}  {'mlflow run id':<32}  params"]
     for r in rows:
-        lines.append(f"{r['trial']:<14} {r['status']:<6} {str(r['epochs']):>6} {r['metric']:>22.4f}  {r['mlflow_run_id']:<32}  {_fmt_params(r['params'])}")
+        lines.append(f"{r['trial']:<14} {r['status']:<7} {str(r['epochs']):>6} {str(r['env_steps']):>10} {r['metric']:>18.4f}  "
+                     f"{r['mlflow_run_id']:<32}  {_fmt_params(r['params'])}")
     table = "\n".join(lines)
-    best_line = (f"best trial: {best['trial']} {metric}={best['metric']:.4f} ({mode}) mlflow run {best['mlflow_run_id']} "
-                 f"params: {_fmt_params(best['params'])}") if best else "best trial: none (no trial reported the metric)"
     if interrupted:
         for r in rows:
             if r["status"] == "STOPPED" and (r["epochs"] or 0) < max_epochs:
@@ -242,56 +277,51 @@ def _summarize(spec, grid, uri, parent, exp_dir, wall_s) -> dict:
         print(f"\nsweep {spec['name']} INTERRUPTED after {wall_s:.0f} s ({grid.num_terminated} of {len(grid)} trials ended); "
               f"continue it with: make sweep SWEEP={spec['name']} RESUME=1 (python -m sweeps {spec['name']} --resume)", flush=True)
         return {"rows": rows, "best": None, "parent_run_id": parent, "path": str(exp_dir), "interrupted": True, "wall_s": wall_s}
-    print("\n" + table + "\n" + best_line + f"\nsweep {spec['name']} done in {wall_s:.0f} s; parent MLflow run {parent}", flush=True)
-    (exp_dir / "results.txt").write_text(table + "\n" + best_line + "\n")
-    (exp_dir / "results.json").write_text(json.dumps({"rows": rows, "best": best}, indent=1, default=str))
+    dims = [k for k in dict.fromkeys(k for r in rows for k in r["params"]) if k != "seed"]
+    effects = analysis.dimension_effects(rows, dims) if spec["scheduler"] != "pbt" else []
+    importances = analysis.optuna_importances(rows, spec.get("space") or {}, mode) if spec["search"] == "optuna" else None
+    failed = [r for r in rows if r["status"] in ("FAILED", "ERROR")]
+    parts = [table, "", f"configurations by mean {metric} over their seeds ({mode}):", analysis.configurations_table(configs, metric)]
+    if effects:
+        parts += ["", "what each dimension did (difference of means from the first value, 95% bootstrap interval):",
+                  analysis.effects_table(effects, metric)]
+    elif spec["scheduler"] == "pbt":
+        parts += ["", "what each dimension did: not computed for PBT (its hyperparameters change during a trial)"]
+    if importances:
+        parts += ["", "Optuna parameter importances: " + ", ".join(f"{k.rsplit('.', 1)[-1]} {v:.2f}" for k, v in importances.items())]
+    if failed:
+        parts += ["", f"{len(failed)} trial(s) failed (never ranked):"] + [
+            f"  {r['trial']} {r['status']}: {r['reason']}  ({_fmt_params(r['params'])})" for r in failed]
+    best_line = (f"best configuration: {_fmt_params(best_cfg['params'])}: {metric} {best_cfg['mean']:.4f} +- {best_cfg['std']:.4f} "
+                 f"over {best_cfg['n']} seed(s); its best seed: trial {best_cfg['best_trial']} ({best_cfg['best_value']:.4f}), "
+                 f"mlflow run {best['mlflow_run_id'] if best else ''}") if best_cfg else "best configuration: none (no trial finished with the metric)"
+    report = "\n".join(parts + ["", best_line])
+    print("\n" + report + f"\nsweep {spec['name']} done in {wall_s:.0f} s; parent MLflow run {parent}", flush=True)
+    (exp_dir / "results.txt").write_text(report + "\n")
+    (exp_dir / "results.json").write_text(json.dumps({"rows": rows, "configurations": [{k: v for k, v in c.items() if k != "key"} for c in configs],
+                                                      "effects": effects, "importances": importances,
+                                                      "best": best, "best_configuration": best_cfg and {k: v for k, v in best_cfg.items() if k != "key"}},
+                                                     indent=1, default=str))
     arts = [exp_dir / "results.txt", exp_dir / "results.json", exp_dir.parent / f"{spec['name']}.sweep.yaml"]
-    png = _plot(rows, metric, exp_dir / "parallel_coordinates.png")
-    if png:
-        arts.append(png)
+    for png in (analysis.plot_parallel(configs, metric, exp_dir / "parallel_coordinates.png"),
+                analysis.plot_effects(rows, effects, metric, exp_dir / "effects.png")):
+        if png:
+            arts.append(png)
     try:
-        status = "FINISHED" if all(r["status"] != "ERROR" for r in rows) else "FAILED"
-        sweep_runs.finish_parent(uri, spec["experiment"], parent, status, [a for a in arts if a.exists()],
-                                 tags={"best_trial": best["trial"] if best else "", "best_run_id": best["mlflow_run_id"] if best else ""},
-                                 metrics={f"best/{metric}": best["metric"]} if best else None)
+        status = "FINISHED" if best_cfg else "FAILED"
+        tags = {"best_trial": best["trial"] if best else "", "best_run_id": best["mlflow_run_id"] if best else "",
+                "failed_trials": str(len(failed)), "mlflow.note.content": _description(spec, report)}
+        sweep_runs.finish_parent(uri, spec["experiment"], parent, status, [a for a in arts if a.exists()], tags=tags,
+                                 metrics={f"best/{metric}": best_cfg["mean"], f"best/{metric}_std": best_cfg["std"]} if best_cfg else None)
     except Exception as e:
         print(f"sweep: could not finish the parent run {parent}: {e}")
-    return {"rows": rows, "best": best, "parent_run_id": parent, "path": str(exp_dir), "table": table, "wall_s": wall_s}
+    return {"rows": rows, "best": best, "configurations": configs, "effects": effects, "importances": importances,
+            "parent_run_id": parent, "path": str(exp_dir), "table": table, "wall_s": wall_s}
 
 
-def _plot(rows, metric, path: Path):
-    """A parallel-coordinates style plot: one line per trial over its parameters and the metric."""
-    try:
-        import matplotlib
+def _description(spec: dict, report: str) -> str:
+    """The parent run's description (MLflow shows it on the run page): the sweep's summary."""
+    from tracking.params import MAX_TAG_VALUE
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    rows = [r for r in rows if math.isfinite(r["metric"])]
-    if not rows:
-        return None
-    keys = sorted({k for r in rows for k in r["params"]})
-    axes = keys + [metric]
-
-    def col(k):
-        vals = [r["params"].get(k) if k != metric else r["metric"] for r in rows]
-        try:
-            nums = [float(v) for v in vals]
-        except (TypeError, ValueError):
-            cats = sorted({str(v) for v in vals})
-            nums = [float(cats.index(str(v))) for v in vals]
-        lo, hi = min(nums), max(nums)
-        return [(x - lo) / (hi - lo) if hi > lo else 0.5 for x in nums]
-
-    cols = [col(k) for k in axes]
-    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(axes), 4))
-    for i, r in enumerate(rows):
-        ax.plot(range(len(axes)), [c[i] for c in cols], marker="o", label=f"{r['trial']} ({r['metric']:.3f})")
-    ax.set_xticks(range(len(axes)), [a.rsplit(".", 1)[-1] for a in axes], rotation=20)
-    ax.set_yticks([])
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    text = f"Sweep **{spec['name']}** ({spec['metric']}, {spec['mode']}).\n\n```\n{report}\n```"
+    return text[:MAX_TAG_VALUE]

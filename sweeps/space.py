@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parent.parent
 SWEEP_DIR = REPO / "cfg" / "sweep"
 TOP_KEYS = {"name", "experiment", "metric", "mode", "num_samples", "max_concurrent_trials", "time_budget_s",
             "report_every", "max_failures", "search", "scheduler", "asha", "pbt", "pbt_mutations", "resources",
-            "overrides", "space", "points", "fail", "tracking_uri", "storage_path", "optuna"}
+            "overrides", "space", "points", "fail", "tracking_uri", "storage_path", "optuna", "seeds", "budget",
+            "report_every_steps", "sanity"}
 DIST_KINDS = ("grid", "choice", "uniform", "loguniform")
 #: Keys that fix the shape of the rollout, the network or the policy: they cannot change in a running
 #: trial, so PBT may not mutate them (rl_games set_param cannot either).
@@ -21,10 +22,45 @@ STRUCTURAL = ("horizon_length", "seq_len", "seq_length", "sigma", "num_envs", "m
 #: What PBT may mutate, mapped to the AMPAgent attribute that takes the new value.
 MUTABLE = {"train.params.config.bounds_loss_coef": "bounds_loss_coef", "train.params.config.learning_rate": "learning_rate",
            "train.params.config.entropy_coef": "entropy_coef", "train.params.config.e_clip": "e_clip"}
-DEFAULTS = {"metric": "eval/motion_nn_dist", "mode": "min", "num_samples": 1, "max_concurrent_trials": 2,
+#: ``asha.time_attr`` / ``pbt.time_attr``: what rungs, grace periods and perturbation intervals count.
+TIME_ATTRS = {"env_steps": "timesteps_total", "wall_s": "time_total_s", "reports": "training_iteration"}
+#: A trial whose latest value of one of these is beyond the bound (in absolute value) has diverged.
+SANITY = {"loss/critic": 1e6, "loss/actor": 1e6, "disc/loss": 1e6, "eval/motion_nn_dist": 1e3}
+DEFAULT_SEED = 42
+DEFAULTS = {"metric": "eval/score", "mode": "max", "num_samples": 1, "max_concurrent_trials": 2,
             "time_budget_s": 0, "report_every": 1, "max_failures": 1, "search": "grid", "scheduler": "asha",
             "asha": {}, "pbt": {}, "pbt_mutations": {}, "resources": {"cpu": 1}, "overrides": [], "space": {},
-            "points": [], "fail": []}
+            "points": [], "fail": [], "seeds": None, "budget": {}, "report_every_steps": 0, "sanity": {}}
+
+
+def seeds_of(spec: dict) -> list[int]:
+    """The seeds every configuration runs with: ``seeds: N`` (42, 43, ...) or an explicit list."""
+    s = spec.get("seeds")
+    if s is None:
+        return [DEFAULT_SEED]
+    if isinstance(s, int) and not isinstance(s, bool):
+        return [DEFAULT_SEED + i for i in range(s)]
+    return [int(x) for x in s]
+
+
+def config_key(params: dict) -> tuple:
+    """A configuration: a trial's point in the search space without its seed."""
+    return tuple(sorted((k, str(v)) for k, v in params.items() if k != "seed"))
+
+
+def budget_overrides(spec: dict) -> list[str]:
+    """The overrides that make every trial stop at the sweep's budget and evaluate on its schedule."""
+    out = []
+    b = spec.get("budget") or {}
+    if b.get("env_steps"):
+        out += [f"train.params.config.max_env_steps={int(b['env_steps'])}", "max_iterations=100000000"]
+    if b.get("wall_s"):
+        out.append(f"max_time_s={float(b['wall_s'])}")
+    if spec.get("report_every_steps"):
+        out.append(f"train.params.config.eval_every_steps={int(spec['report_every_steps'])}")
+    elif str(spec.get("metric", "")).startswith("eval/"):
+        out.append(f"train.params.config.eval_every={max(1, int(spec.get('report_every', 1)))}")
+    return out
 
 
 def load(name_or_path: str) -> dict:
@@ -100,6 +136,48 @@ def _key_exists(cfg, key: str) -> bool:
     return node is not None and parts[-1] in node
 
 
+def _whole(v, low: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _check_counts(spec: dict) -> list[str]:
+    """Types and ranges of the counting keys, the seeds, the budget and the schedulers' time_attr."""
+    problems = []
+    for k in ("num_samples", "max_concurrent_trials", "report_every"):
+        if not _whole(spec.get(k), 1):
+            problems.append(f"{k}: must be a whole number >= 1, got {spec.get(k)!r}")
+    for k in ("max_failures", "report_every_steps"):
+        if not _whole(spec.get(k), 0):
+            problems.append(f"{k}: must be a whole number >= 0, got {spec.get(k)!r}")
+    tb = spec.get("time_budget_s")
+    if not isinstance(tb, (int, float)) or isinstance(tb, bool) or tb < 0:
+        problems.append(f"time_budget_s: must be a number >= 0 (0: none), got {tb!r}")
+    s = spec.get("seeds")
+    if s is not None and not (_whole(s, 1) or (isinstance(s, list) and s and all(_whole(x, 0) for x in s) and len(set(s)) == len(s))):
+        problems.append(f"seeds: must be a count >= 1 or a list of distinct whole numbers >= 0, got {s!r}")
+    elif len(seeds_of(spec)) > 1 and spec["search"] == "optuna":
+        problems.append("seeds: several seeds per configuration need search: grid (Optuna would treat the seed as a hyperparameter)")
+    random_dims = [k for k, d in (spec.get("space") or {}).items() if isinstance(d, dict) and d and next(iter(d)) != "grid"]
+    if spec["search"] == "grid" and _whole(spec.get("num_samples"), 2) and not random_dims and not spec.get("pbt_mutations"):
+        problems.append(f"num_samples: {spec['num_samples']} repeats of the same points and grid would be the same runs "
+                        f"(one seed); use seeds: {spec['num_samples']}")
+    b = spec.get("budget") or {}
+    if not isinstance(b, dict) or set(b) - {"env_steps", "wall_s"}:
+        problems.append(f"budget: must be {{env_steps: N}} and/or {{wall_s: S}}, got {b!r}")
+    else:
+        for k, v in b.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+                problems.append(f"budget.{k}: must be a positive number, got {v!r}")
+    for sched in ("asha", "pbt"):
+        ta = (spec.get(sched) or {}).get("time_attr", "reports")
+        if ta not in TIME_ATTRS:
+            problems.append(f"{sched}.time_attr: must be one of {sorted(TIME_ATTRS)}, got {ta!r}")
+    for k, v in (spec.get("sanity") or {}).items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+            problems.append(f"sanity.{k}: must be a positive bound, got {v!r}")
+    return problems
+
+
 def check_spec(spec: dict) -> list[dict]:
     """Check the sweep before any trial starts. Returns the combinations; raises ConfigError listing
     every problem (every bad combination) at once."""
@@ -135,12 +213,13 @@ def check_spec(spec: dict) -> list[dict]:
     for k, v in (spec.get("resources") or {}).items():
         if not isinstance(v, (int, float)) or v < 0:
             problems.append(f"resources.{k}: must be a non-negative number, got {v!r}")
+    problems += _check_counts(spec)
     if problems:
         raise ConfigError(problems)
 
     combos = combinations(spec)
     try:
-        base = compose(spec["overrides"])
+        base = compose(spec["overrides"] + budget_overrides(spec))
     except Exception as e:
         raise ConfigError([f"overrides: {type(e).__name__}: {e}"]) from None
     unknown = sorted({k for c in combos for k in c if not _key_exists(base, k)})
@@ -151,7 +230,7 @@ def check_spec(spec: dict) -> list[dict]:
     for i, combo in enumerate(combos):
         label = f"combination {i} {combo}"
         try:
-            cfg = compose(spec["overrides"] + overrides_for(combo))
+            cfg = compose(spec["overrides"] + budget_overrides(spec) + overrides_for(combo))
             c = OmegaConf.to_container(cfg, resolve=True)
         except Exception as e:
             problems.append(f"{label}: {type(e).__name__}: {str(e).splitlines()[0]}")
@@ -162,6 +241,8 @@ def check_spec(spec: dict) -> list[dict]:
         sigma = c.get("sigma", "")
         if sigma not in ("", None, "fixed", "learned"):
             problems.append(f"{label}: sigma must be fixed or learned in a sweep, got {sigma!r}")
+        if num_envs < 1:
+            problems.append(f"{label}: num_envs: must be at least 1, got {num_envs}")
         for p in check_train_config(train_cfg, num_envs, has_rnn):
             problems.append(f"{label}: {p}")
     if problems:

@@ -8,6 +8,7 @@ step already in the store.
 
 from __future__ import annotations
 
+import math
 import shutil
 import socket
 import tempfile
@@ -36,6 +37,34 @@ def trial_params(config: dict) -> dict:
 
 class InjectedFailure(RuntimeError):
     """Raised by the fault-injection hook of a sweep (``fail:`` in the sweep file; tests only)."""
+
+
+class TrialDiverged(RuntimeError):
+    """A trial whose numbers cannot be trusted (non-finite, beyond sanity, a blown-up simulator):
+    a result (FAILED, with this reason), not a crash to retry."""
+
+
+def restore_refusal(path) -> str | None:
+    """Why a trial must not continue from the checkpoint ``path``, or None."""
+    import torch
+
+    if torch.load(path, map_location="cpu", weights_only=True).get("finite") is False:
+        return "the checkpoint to continue from has non-finite weights: not retried from it"
+    return None
+
+
+def divergence(metrics: dict, sanity: dict, metric: str, updates_per_epoch: int = 0) -> str | None:
+    """Why these epoch metrics mean the trial diverged, or None."""
+    skipped = float(metrics.get("loss/nonfinite_updates", 0.0))
+    if updates_per_epoch and skipped * 2 > updates_per_epoch:
+        return f"{skipped:.0f} of {updates_per_epoch} updates had non-finite gradients"
+    for k in ("loss/actor", "loss/critic", "disc/loss", metric):
+        if k in metrics and not math.isfinite(float(metrics[k])):
+            return f"{k} is {metrics[k]}"
+    for k, bound in sanity.items():
+        if k in metrics and abs(float(metrics[k])) > float(bound):
+            return f"{k} = {float(metrics[k]):.4g}, beyond the sanity bound {float(bound):g}"
+    return None
 
 
 def _fail_rule(sweep: dict, params: dict) -> dict | None:
@@ -73,12 +102,15 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
     if sweep.get("tracking_uri"):
         overrides.append(f"tracking.uri={sweep['tracking_uri']}")
     restored = tune.get_checkpoint()
+    refused = None
     if restored is not None:
         local = work / "restore"
         local.mkdir(exist_ok=True)
         with restored.as_directory() as d:
             shutil.copy2(Path(d) / CKPT_FILE, local / CKPT_FILE)
-        overrides.append(f"checkpoint={local / CKPT_FILE}")
+        refused = restore_refusal(local / CKPT_FILE)
+        if refused is None:
+            overrides.append(f"checkpoint={local / CKPT_FILE}")
     cfg = compose(overrides)
     trainer = train_mod.Trainer(cfg, runs_dir=str(work / "runs"))
     session = open_session(trainer.c)
@@ -112,13 +144,28 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
             extra = {f"config/{MUTABLE[k]}": float(getattr(agent, MUTABLE[k])) for k in sweep.get("pbt_mutations") or {}}
             session.on_epoch(epoch, frame, {**metrics, **extra})  # PBT schedules show up as curves
 
+    metric = sweep["metric"]
+    sanity = dict(sweep.get("sanity") or {})
+
     def report(epoch, frame, metrics):
         if fail and epoch == int(fail.get("at_epoch", 2)) and (first_attempt or fail.get("attempts") == "always"):
-            raise InjectedFailure(f"injected failure at epoch {epoch} ({'every attempt' if fail.get('attempts') == 'always' else 'first attempt'})")
-        if epoch % every and epoch < agent.max_epochs:
+            if fail.get("kind") == "nan":  # a numerical blow-up, not a crash
+                metrics = dict(metrics, **{"loss/critic": float("nan")})
+            else:
+                raise InjectedFailure(f"injected failure at epoch {epoch} ({'every attempt' if fail.get('attempts') == 'always' else 'first attempt'})")
+        why = divergence(metrics, sanity, metric, agent.mini_epochs_num * len(agent.dataset))
+        if why is None and not agent.weights_finite():
+            why = "the weights are not finite"
+        if why is not None:
+            raise TrialDiverged(f"diverged at epoch {epoch}: {why}")
+        final = bool(getattr(agent, "is_final_epoch", False))
+        # a report at every evaluation (the metric is an eval/* number) or every `every` epochs, and at the end
+        due = (metric in metrics) if metric.startswith("eval/") else (epoch % every == 0)
+        if not (due or final) or metric not in metrics:
             return
         result = {k: float(v) for k, v in metrics.items()}
-        result.update(epoch=epoch, timesteps_total=int(frame), node_id=node, mlflow_run_id=session.run_id or "")
+        result.update(epoch=epoch, timesteps_total=int(frame), node_id=node, mlflow_run_id=session.run_id or "",
+                      trial_done=float(final))
         for k in sweep.get("pbt_mutations") or {}:
             result[f"config/{MUTABLE[k]}"] = float(getattr(agent, MUTABLE[k]))
         d = ckpt_root / f"epoch_{epoch:06d}"
@@ -129,10 +176,21 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
         while len(reported) > 3:  # Tune persists a reported checkpoint in the background: keep the recent ones
             shutil.rmtree(reported.pop(0), ignore_errors=True)
 
-    with session.ending():
-        session.start(trainer.run_dir, trainer.c, device=trainer.rl_device, tags=tags, run_name=trial_name, run_id=run_id)
-        agent.observers.extend([log_new_epochs, report])
-        agent.checkpoint_observers.append(session.on_checkpoint)
-        if agent.epoch_num >= agent.max_epochs:
-            return  # restored at the end: nothing left to train
-        agent.train()
+    from isaacgymenvs.learning.amp_agent import SimulationUnstableError
+
+    try:
+        with session.ending():
+            session.start(trainer.run_dir, trainer.c, device=trainer.rl_device, tags=tags, run_name=trial_name, run_id=run_id)
+            if refused:
+                raise TrialDiverged(refused)
+            agent.observers.extend([log_new_epochs, report])
+            agent.checkpoint_observers.append(session.on_checkpoint)
+            if agent.epoch_num >= agent.max_epochs:
+                return  # restored at the end: nothing left to train
+            agent.train()
+    except (TrialDiverged, SimulationUnstableError) as e:
+        # the tracked run ended FAILED with this message; the trial ends as a result, never retried
+        reason = str(e)
+        print(f"sweep trial {trial_id}: FAILED: {reason}", flush=True)
+        tune.report({metric: float("nan"), "trial_failed": 1.0, "failure_reason": reason, "epoch": int(agent.epoch_num),
+                     "timesteps_total": int(agent.frame), "mlflow_run_id": session.run_id or ""})

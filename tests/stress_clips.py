@@ -39,7 +39,7 @@ def _smooth_bump(t: np.ndarray, t0: float, t1: float) -> tuple[np.ndarray, np.nd
 
 
 def make_stress_clip(skeleton, case: str, fps: float = 60.0, duration: float = 2.0, path: str = "stress.npy") -> StressClip:
-    """One of :data:`STRESS_CASES`."""
+    """One of :data:`STRESS_CASES`, or ``stand`` (a motionless standing clip, for the evaluation's anchors)."""
     names = list(skeleton.dof_names)
     D = len(names)
     T = int(round(duration * fps)) + 1
@@ -92,6 +92,8 @@ def make_stress_clip(skeleton, case: str, fps: float = 60.0, duration: float = 2
             move(f"{side}_hip_y", math.radians(-130), 0.0, duration)
             move(f"{side}_knee", math.radians(130), 0.0, duration)
             move(f"{side}_shoulder_y", math.radians(-150), 0.0, duration)
+    elif case == "stand":  # nothing moves: a clip whose every state is the same standing pose
+        pass
     else:
         raise ValueError(f"unknown stress case {case!r}")
 
@@ -109,10 +111,11 @@ def make_stress_clip(skeleton, case: str, fps: float = 60.0, duration: float = 2
         q = chain_quat(pos[:, dofs], ChainAxes.from_vectors(axes[dofs]))  # wxyz
         rot[:, b] = q[:, [1, 2, 3, 0]]
     root_q = np.stack((np.cos(yaw / 2), 0 * yaw, 0 * yaw, np.sin(yaw / 2)), -1)  # wxyz about z
-    tilt = np.stack((np.cos(pitch / 2 + 0.025), 0 * t, np.sin(pitch / 2 + 0.025), 0 * t), -1)  # pitch, and a slight lean
+    lean = 0.0 if case == "stand" else 0.025
+    tilt = np.stack((np.cos(pitch / 2 + lean), 0 * t, np.sin(pitch / 2 + lean), 0 * t), -1)  # pitch, and a slight lean
     root_q = quat_mul(root_q, tilt)
     rot[:, 0] = root_q[:, [1, 2, 3, 0]]
-    root_pos = np.stack((0.3 * t, 0 * t, height), -1)
+    root_pos = np.stack((0.0 * t if case == "stand" else 0.3 * t, 0 * t, height), -1)
     motion = SkeletonMotion(
         path=path, fps=float(fps), node_names=list(skeleton.body_names),
         parents=np.asarray(skeleton.parents), local_translation=np.asarray(skeleton.offsets),

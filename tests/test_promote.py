@@ -50,14 +50,15 @@ def storage(tmp_path_factory):
 
 
 def fake_sweep(server: Server, storage: Path, name: str, trials: list[tuple], tmp: Path, task: str = "HumanoidAMP") -> dict:
-    """A finished sweep as `make sweep` leaves it. ``trials``: (eval/motion_nn_dist, status, checkpoint file or None)."""
+    """A finished sweep as `make sweep` leaves it. ``trials``: (eval/motion_nn_dist, status, checkpoint file or None
+    [, {other metric: latest value}])."""
     from mlflow import MlflowClient
 
     c = MlflowClient(server.url)
     exp = c.create_experiment(f"sweep_{name}")
     parent = c.create_run(exp, run_name=name, tags={"sweep": name}).info.run_id
     runs = []
-    for i, (value, status, ckpt) in enumerate(trials):
+    for i, (value, status, ckpt, *extra) in enumerate(trials):
         rid = c.create_run(exp, run_name=f"{name}_trial_{i}", tags={
             "mlflow.parentRunId": parent, "ray_trial_id": f"{name}_{i:05d}", "sweep": name, "task": task}).info.run_id
         for k, v in DIMS.items():
@@ -66,6 +67,8 @@ def fake_sweep(server: Server, storage: Path, name: str, trials: list[tuple], tm
         c.log_metric(rid, METRIC, value + 1.0, step=1)
         c.log_metric(rid, METRIC, value, step=2)  # the latest value counts
         c.log_metric(rid, "reward/disc", 100.0 - value, step=2)  # a higher disc reward for worse runs: never used
+        for k, v in (extra[0] if extra else {}).items():
+            c.log_metric(rid, k, v, step=2)
         if ckpt is not None:
             staged = tmp / f"{name}_{i}" / "best.pth"
             staged.parent.mkdir(parents=True)
@@ -242,7 +245,7 @@ def test_clear_errors(server, storage, checkpoint, tmp_path, monkeypatch, capsys
     assert "skipped nockpt_trial_0" in capsys.readouterr().err
     fake_sweep(server, storage, "nockpt2", [(0.1, "FINISHED", None), (0.3, "FINISHED", None)], tmp_path)
     e = err_of(promote_main, f"storage={storage}", "sweep=nockpt2")
-    assert "no finished trial of sweep 'nockpt2' has a checkpoint artifact" in e
+    assert "no finished trial of sweep 'nockpt2' can be promoted" in e and "no checkpoint" in e
     fake_sweep(server, storage, "nometric", [(0.2, "FINISHED", checkpoint)], tmp_path)
     e = err_of(promote_main, f"storage={storage}", "sweep=nometric", "metric=eval/fall_rate")
     assert "logged the metric 'eval/fall_rate'" in e and METRIC in e
@@ -298,3 +301,40 @@ def test_a_g1_sweep_promotes_to_its_own_model(server, storage, tmp_path):
     model_id = found[0]["source"].rsplit("/", 1)[-1]
     info = json.loads(next((server.root / "artifacts").rglob(f"{model_id}/artifacts/artifacts/policy/policy.json")).read_text())
     assert info["task"] == "G1AMP" and len(info["joint_order"]) == 29 and info["action"]["mapping"] == "default_pose"
+
+
+def test_a_diverged_or_blown_up_candidate_is_refused_even_with_force(server, storage, checkpoint, tmp_path, capsys):
+    """The best-ranked trials have a non-finite loss or a blow-up in their final evaluation: promote
+    names why it skips them and takes the next; with no other, it refuses, and force=1 changes nothing."""
+    fake_sweep(server, storage, "refuse", [(0.01, "FINISHED", checkpoint, {"loss/critic": float("nan")}),
+                                           (0.02, "FINISHED", checkpoint, {"eval/unstable_envs": 3.0}),
+                                           (0.40, "FINISHED", checkpoint)], tmp_path)
+    res = promote("refuse", storage=storage)
+    assert res["trial"] == "refuse_trial_2" and len(res["refused"]) == 2
+    err = capsys.readouterr().err
+    assert "refuse_trial_0: non-finite loss/critic" in err and "refuse_trial_1: the simulator blew up in 3" in err
+    fake_sweep(server, storage, "refuse_all", [(0.01, "FINISHED", checkpoint, {"loss/actor": float("inf")})], tmp_path)
+    for force in ([], ["force=1"]):
+        assert promote_main([f"storage={storage}", "sweep=refuse_all", *force]) == 1
+        e = capsys.readouterr().err
+        assert "can be promoted" in e and "non-finite loss/actor" in e
+
+
+def test_champion_never_moves_to_a_version_that_always_falls(server, storage, checkpoint, tmp_path):
+    """A version that falls in every evaluation episode is registered (tagged untrained) but never takes
+    the alias from one that stays up, whatever its metric, even with force=1; among untrained versions
+    the metric decides."""
+    from mlflow import MlflowClient
+
+    c = MlflowClient(server.url)
+    name = "HumanoidAMPHands-policy"  # its own model: the other tests' champions are not disturbed
+    fake_sweep(server, storage, "up", [(0.5, "FINISHED", checkpoint, {"eval/fall_rate": 0.2})], tmp_path, task="HumanoidAMPHands")
+    first = promote("up", storage=storage)
+    assert first["alias_moved"]
+    fake_sweep(server, storage, "falls", [(0.01, "FINISHED", checkpoint, {"eval/fall_rate": 1.0})], tmp_path, task="HumanoidAMPHands")
+    for force in (False, True):
+        res = promote("falls", storage=storage, force=force)
+        assert not res["alias_moved"] and "falls in every evaluation episode" in res["reason"]
+    mv = c.get_model_version(name, str(res["version"]))
+    assert mv.tags["untrained"].startswith("falls in every evaluation episode")
+    assert c.get_model_version_by_alias(name, "champion").version == str(first["version"])

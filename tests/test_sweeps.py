@@ -27,8 +27,8 @@ from test_tracking import Server, _free_port, module_server  # noqa: E402  (the 
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP_TIMEOUT_S = 240
-CHILD_KEYS = ("disc/agent_logit", "disc/agent_replay_logit", "disc/demo_logit", "reward/disc", "eval/motion_nn_dist",
-              "eval/fall_rate")
+CHILD_KEYS = ("disc/agent_logit", "disc/agent_replay_logit", "disc/demo_logit", "reward/disc", "rollout/motion_nn_dist",
+              "rollout/fall_rate", "eval/score", "eval/fall_rate")
 DIMS = ("train.params.config.bounds_loss_coef", "train.params.config.horizon_length", "sigma", "train.params.config.seq_len")
 
 
@@ -183,16 +183,20 @@ def test_failing_trials_retry_from_checkpoint_or_end_failed(tmp_path, server):
         {"match": {"train.params.config.bounds_loss_coef": 1}, "at_epoch": 2, "attempts": "always"},
     ])
     r = run_sweep(tmp_path, spec, server)
-    assert r.returncode == 1, r.stdout[-4000:]  # one trial errored for good
+    assert r.returncode == 0, r.stdout[-4000:]  # one trial errored for good; the others finished: a result
     assert "restarted from its checkpoint at epoch 1" in r.stdout
+    assert "1 trial(s) failed (never ranked)" in r.stdout and "injected failure at epoch 2 (every attempt)" in r.stdout
     parents, kids = children(server, spec)
-    assert len(parents) == 1 and parents[0]["info"]["status"] == "FAILED"
+    assert len(parents) == 1 and parents[0]["info"]["status"] == "FINISHED"
+    assert parents[0]["tags"]["failed_trials"] == "1"
     assert len(kids) == 3, [k["tags"].get("ray_trial_id") for k in kids]  # a retry continues its run
     by = {k["params"]["train.params.config.bounds_loss_coef"]: k for k in kids}
     once, always, fine = by["10"], by["1"], by["5"]
     assert once["info"]["status"] == "FINISHED" and once["tags"]["restored_from_epoch"] == "1"
     assert steps(server, once) == [1, 2, 3]  # epoch 2 logged once although it ran twice
     assert always["info"]["status"] == "FAILED"
+    assert "InjectedFailure: injected failure at epoch 2" in always["tags"]["error"]  # the real reason stays
+    assert always["tags"]["ray_error"].startswith("errored after 2 attempt(s)")
     assert steps(server, always) == [1, 2]
     assert fine["info"]["status"] == "FINISHED" and steps(server, fine) == [1, 2, 3]
     assert "restored_from_epoch" not in fine["tags"]

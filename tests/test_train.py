@@ -109,8 +109,9 @@ def test_discriminator_learns_with_finite_losses(tmp_path):
     expected = {"disc/agent_logit", "disc/agent_replay_logit", "disc/demo_logit", "disc/loss", "disc/grad_penalty",
                 "disc/agent_acc", "disc/demo_acc", "reward/disc", "reward/disc_std", "reward/task", "episode/length",
                 "loss/actor", "loss/critic", "loss/bounds", "policy/sigma", "perf/env_steps_per_s",
-                "eval/motion_nn_dist", "eval/fall_rate"}
-    assert expected <= set(history[-1])
+                "rollout/motion_nn_dist", "rollout/fall_rate", "sim/unstable_envs", "loss/nonfinite_updates",
+                "eval/fall_rate", "eval/survival", "eval/motion_nn_dist", "eval/score"}
+    assert expected <= set(history[-1])  # the last epoch is evaluated
 
 
 @pytest.mark.parametrize("scheme", ["fixed", "learned"])

@@ -60,8 +60,8 @@ def check_metric(metric: str) -> None:
     if metric.startswith(NOT_COMPARABLE):
         raise RegistryError(
             f"metric {metric!r} cannot rank runs: each run trains its own discriminator, so its disc/* and reward/* "
-            "values are on that run's own scale and are not comparable between runs; use eval/motion_nn_dist or "
-            "eval/fall_rate")
+            "values are on that run's own scale and are not comparable between runs; use eval/score, eval/fall_rate, "
+            "eval/survival or eval/motion_nn_dist")
 
 
 def better(value: float, than: float, mode: str) -> bool:
@@ -296,7 +296,7 @@ class Registry:
         import tempfile
 
         prefix = "sim2sim."
-        tags = {prefix + k: str(result[k]) for k in ("fall_rate", "motion_nn_dist", "mean_episode_length", "episodes")
+        tags = {prefix + k: str(result[k]) for k in ("fall_rate", "survival", "motion_nn_dist", "score", "mean_episode_length", "episodes")
                 if k in result}
         tags[prefix + "time"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         for k, v in tags.items():

@@ -174,6 +174,8 @@ def _policy_json(meta: dict, checkpoint: Path, epoch: int) -> dict:
                    "fps": dep.get("motion_fps"), "root_vel_sigma": dep.get("motion_root_vel_sigma", 0.0)},
         "evaluation": {"contact_bodies": dep["contact_bodies"], "termination_height": dep["termination_height"],
                        "episode_length": dep["episode_length"], "amp_obs_steps": dep["amp_obs_steps"]},
+        # the Default reset pose: the "standing still" anchor of the evaluation's score
+        "default_pose": {"root_height": dep.get("default_root_height"), "dof_pos": dep.get("default_dof_pos")},
     }
 
 

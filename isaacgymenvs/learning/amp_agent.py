@@ -10,8 +10,10 @@
   replay buffer and the demonstration buffer;
 * the sigma scheme (``fixed``: std = exp(sigma_init), never trained; ``learned``: a trained,
   state-independent log-std);
-* its own epoch loop: per-epoch metrics handed to observers, checkpoints named as in
-  IsaacGymEnvs, the best checkpoint by ``eval/motion_nn_dist``;
+* its own epoch loop: per-epoch metrics handed to observers, the deterministic evaluation
+  (:mod:`evaluation`) every ``eval_every`` epochs (or ``eval_every_steps`` env steps) and at the
+  end, checkpoints named as in IsaacGymEnvs, the best checkpoint by ``eval/score``; stops at
+  ``max_epochs``, ``max_time_s`` or ``max_env_steps``;
 * what keeps a run honest when something is not finite: transitions into a blown-up simulator
   state (the vec env's ``unstable``) earn no reward and give the discriminator nothing; a
   minibatch whose gradients are not finite changes no weight (``loss/nonfinite_updates``); a
@@ -119,7 +121,12 @@ class AMPAgent(A2CAgent):
         self.observers: list = []
         # called as fn(path, kind, epoch) after each checkpoint is written (before the epoch's observers); kind: 'epoch' or 'best'
         self.checkpoint_observers: list = []
-        self.best_metric = math.inf
+        self.best_metric = -math.inf  # the best eval/score so far (rollout/motion_nn_dist, negated, without an evaluator)
+        #: isaacgymenvs.learning.evaluation.Evaluator, set by the Trainer (None: no deterministic evaluation)
+        self.evaluator = None
+        self.eval_every = int(cfg.get("eval_every", 50))
+        self.eval_every_steps = int(cfg.get("eval_every_steps", 0))
+        self.max_env_steps = int(cfg.get("max_env_steps", 0) or 0)
         self.eval_ref_size = int(cfg.get("eval_ref_size", 4096))
         self.eval_agent_size = int(cfg.get("eval_agent_size", 1024))
         self.checkpoint_name = cfg.get("checkpoint_name", cfg["name"])
@@ -317,7 +324,7 @@ class AMPAgent(A2CAgent):
         return loss, a_loss, c_loss, entropy, b_loss, sum_mask
 
     # ------------------------------------------------------------------ metrics
-    def _eval_metrics(self) -> dict:
+    def _rollout_metrics(self) -> dict:
         with torch.no_grad():
             if not hasattr(self, "_ref_amp"):
                 self._ref_amp = self.vec_env.fetch_amp_obs_demo(self.eval_ref_size)
@@ -329,8 +336,8 @@ class AMPAgent(A2CAgent):
         term, trunc = float(self._stats["term"]), float(self._stats["trunc"])
         ended = term + trunc
         return {
-            "eval/motion_nn_dist": float(nn_dist),
-            "eval/fall_rate": term / ended if ended else 0.0,
+            "rollout/motion_nn_dist": float(nn_dist),
+            "rollout/fall_rate": term / ended if ended else 0.0,
             "episode/ended": float(ended),
             "sim/unstable_envs": float(self._stats["unstable"]),
         }
@@ -379,8 +386,42 @@ class AMPAgent(A2CAgent):
             "perf/update_time_s": update_time,
             "loss/nonfinite_updates": float(self._nonfinite),
         }
-        m.update(self._eval_metrics())
+        m.update(self._rollout_metrics())
         return m
+
+    def deterministic_policy(self, n: int):
+        """A callable ``obs [n, O] -> mean actions [n, A]`` (clipped to [-1, 1]) that carries its own
+        recurrent state for an LSTM policy; it never updates the normalizers."""
+        model = self.model
+        states = None
+        if self.is_rnn:
+            states = [torch.zeros(s.shape[0], n, *s.shape[2:], dtype=s.dtype, device=self.ppo_device)
+                      for s in model.get_default_rnn_state()]
+
+        @torch.no_grad()
+        def act(obs):
+            nonlocal states
+            was_training = model.training
+            model.eval()  # no running-mean update from evaluation observations
+            try:  # the network's mean without rl_games' sampling (which also refuses a non-finite std)
+                mu, _, _, new_states = model.a2c_network({"obs": model.norm_obs(self._preproc_obs(obs)), "rnn_states": states,
+                                                          "is_train": False})
+            finally:
+                model.train(was_training)
+            if states is not None:
+                states = new_states
+            return mu.clamp(-1.0, 1.0)
+
+        return act
+
+    def _evaluation_due(self, epoch: int, final: bool) -> bool:
+        if self.evaluator is None:
+            return False
+        if final:
+            return True
+        if self.eval_every_steps > 0:  # at every multiple of eval_every_steps env steps crossed this epoch
+            return self.frame // self.eval_every_steps > (self.frame - self.curr_frames) // self.eval_every_steps
+        return self.eval_every > 0 and epoch % self.eval_every == 0
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_state(self) -> dict:
@@ -388,7 +429,7 @@ class AMPAgent(A2CAgent):
         state.pop("env_state", None)
         state["amp"] = self.disc.state_dict()
         state["sigma_scheme"] = self.sigma_scheme
-        state["best_metric"] = self.best_metric
+        state["best_score"] = self.best_metric
         state["meta"] = dict(self.config.get("checkpoint_meta", {}))
         state["finite"] = self.weights_finite()
         return state
@@ -418,7 +459,7 @@ class AMPAgent(A2CAgent):
             raise CheckpointError(f"checkpoint {str(path)!r} does not fit this task/network: " + "; ".join(problems))
         self.set_full_state_weights(ckpt, set_epoch=True)
         self.disc.load_state_dict(ckpt["amp"])
-        self.best_metric = float(ckpt.get("best_metric", math.inf))
+        self.best_metric = float(ckpt.get("best_score", -math.inf))  # older checkpoints: ranked otherwise, start over
         if sigma_override is not None:
             with torch.no_grad():
                 self.log_std.fill_(math.log(sigma_override))
@@ -455,15 +496,20 @@ class AMPAgent(A2CAgent):
             self.frame += self.curr_frames
             metrics = self.epoch_metrics(a_l, c_l, b_l, play_time, update_time, total_time)
             out_of_time = max_time > 0 and time.perf_counter() - start >= max_time
-            final = epoch >= self.max_epochs or out_of_time
+            out_of_steps = self.max_env_steps > 0 and self.frame >= self.max_env_steps
+            final = epoch >= self.max_epochs or out_of_time or out_of_steps
+            self.is_final_epoch = final  # observers read it (a sweep trial's last report)
+            if self._evaluation_due(epoch, final):
+                metrics.update(self.evaluator.run(self.deterministic_policy))
             # checkpoints before the observers: an observer may end the run (a sweep scheduler stopping
             # the trial at this report), and the epoch it reports must have its checkpoints on disk
             if (self.save_freq > 0 and epoch % self.save_freq == 0) or final:
                 last_saved = self.save_checkpoint(nn_dir / f"{self.checkpoint_name}_{epoch}.pth")
                 for cb in self.checkpoint_observers:
                     cb(last_saved, "epoch", epoch)
-            score = metrics["eval/motion_nn_dist"]
-            if math.isfinite(score) and score < self.best_metric and self.weights_finite():
+            # the best checkpoint: highest eval/score at an evaluation (no evaluator: lowest rollout nn_dist)
+            score = metrics.get("eval/score", -metrics["rollout/motion_nn_dist"] if self.evaluator is None else math.nan)
+            if math.isfinite(score) and score > self.best_metric and self.weights_finite():
                 self.best_metric = score
                 best = self.save_checkpoint(nn_dir / f"{self.checkpoint_name}_best.pth")
                 for cb in self.checkpoint_observers:
@@ -473,5 +519,8 @@ class AMPAgent(A2CAgent):
             self._check_unstable_share(metrics)
             if out_of_time:
                 print(f"max_time_s={max_time:g} reached after epoch {epoch}")
+                break
+            if out_of_steps:
+                print(f"max_env_steps={self.max_env_steps} reached after epoch {epoch}")
                 break
         return last_saved

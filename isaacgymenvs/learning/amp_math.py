@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from isaacgymenvs import eval_metrics
+
 REWARD_KINDS = ("bce", "lsgan")
 """Allowed values of ``disc_reward(kind=...)``."""
 
@@ -303,17 +305,8 @@ def motion_nn_dist(
     if chunk < 1:
         raise ValueError(f"motion_nn_dist: chunk must be >= 1, got {chunk}")
 
-    with torch.no_grad():
-        std = torch.clamp(ref_std, min=_MIN_STD)
-        agent = (agent_obs - ref_mean) / std
-        ref = (ref_obs - ref_mean) / std
-        total = agent.new_zeros(())
-        for a in torch.split(agent, chunk):
-            nearest = torch.full((a.shape[0],), float("inf"), dtype=a.dtype, device=a.device)
-            for r in torch.split(ref, chunk):
-                nearest = torch.minimum(nearest, torch.cdist(a, r).min(dim=1).values)
-            total = total + nearest.sum()
-        return total / agent.shape[0]
+    with torch.no_grad():  # one implementation with the evaluation and sim2sim (eval_metrics.nn_dist)
+        return eval_metrics.nn_dist(agent_obs, ref_obs, ref_mean, ref_std, std_floor=_MIN_STD, chunk=chunk)
 
 
 def _check_nonempty(x: torch.Tensor, name: str) -> None:

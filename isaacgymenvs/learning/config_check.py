@@ -21,7 +21,8 @@ TRAIN_KEYS: dict[str, type | tuple] = {
     "disc_logit_reg": NUM, "disc_grad_penalty": NUM, "disc_reward_scale": NUM, "disc_weight_decay": NUM,
     "disc_reward_type": str, "normalize_amp_input": bool, "task_reward_w": NUM, "disc_reward_w": NUM,
     "eval_ref_size": int, "eval_agent_size": int, "player": dict, "weight_decay": NUM, "max_time_s": NUM,
-    "max_unstable_share": NUM,
+    "max_unstable_share": NUM, "eval_every": int, "eval_every_steps": int, "eval_envs": int, "eval_seed": int,
+    "max_env_steps": int,
 }
 
 CHOICES = {"lr_schedule": ("constant", "adaptive", "linear"), "sigma_scheme": ("fixed", "learned"),
@@ -72,6 +73,8 @@ def check_train_config(cfg: dict, num_envs: int, has_rnn: bool, prefix: str = "t
     need("e_clip", lambda x: x > 0, "must be positive")
     need("amp_replay_keep_prob", lambda x: 0 <= x <= 1, "must lie in [0, 1]")
     need("max_unstable_share", lambda x: 0 <= x <= 1, "must lie in [0, 1]")
+    for k in ("eval_every", "eval_every_steps", "eval_envs", "max_env_steps", "save_frequency"):
+        need(k, lambda x: x >= 0, "must not be negative (0 = off)")
     for k in ("horizon_length", "minibatch_size", "mini_epochs", "max_epochs", "amp_obs_demo_buffer_size",
               "amp_replay_buffer_size", "amp_batch_size", "amp_minibatch_size", "seq_len", "eval_ref_size", "eval_agent_size"):
         need(k, lambda x: x >= 1, "must be at least 1")

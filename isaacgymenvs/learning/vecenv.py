@@ -56,6 +56,10 @@ class AMPVecEnv:
     def reset(self):
         return self._out(self.task.reset())
 
+    def reset_to_reference(self, motion_ids: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """Every env from the given reference states (the evaluation's fixed starts)."""
+        return self._out(self.task.reset_to_reference(motion_ids, times))
+
     def step(self, actions: torch.Tensor):
         obs, reward, done, terminated, truncated, amp_obs, unstable = self._step_fn(actions.to(self.task.device, torch.float32))
         return obs, reward, done, {"amp_obs": amp_obs, "terminate": terminated, "time_outs": truncated, "unstable": unstable}

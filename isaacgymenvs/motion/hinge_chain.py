@@ -20,14 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def namespace(a):
-    """numpy or torch, whichever ``a`` belongs to (torch is imported only for torch inputs)."""
-    if type(a).__module__.startswith("torch"):
-        import torch
-
-        return torch
-    return np
+from isaacgymenvs.utils.array_namespace import namespace
 
 
 @dataclass(frozen=True)

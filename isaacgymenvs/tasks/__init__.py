@@ -40,7 +40,11 @@ def default_pose(model, spec, skeleton, overrides: dict | None) -> tuple:
     return root_h, dof
 
 
-def make_task(task_name: str, env_cfg: dict, sim: str = "mujoco", device: str = "cpu", seed: int = 0, **sim_kw) -> AMPTask:
+def make_task(task_name: str, env_cfg: dict, sim: str = "mujoco", device: str = "cpu", seed: int = 0,
+              motion_lib: MotionLib | None = None, **sim_kw) -> AMPTask:
+    """The task ``task_name`` with ``env_cfg`` (its ``env:`` section, plus ``sim_dt`` and
+    ``mujoco_timestep``) on backend ``sim``. ``motion_lib``: share the clips of another task
+    (the evaluation's task shares the training task's) instead of loading them again."""
     if task_name not in TASKS:
         raise ValueError(f"unknown task {task_name!r}; known tasks: {sorted(TASKS)}")
     character, motion_dir = TASKS[task_name]
@@ -51,12 +55,13 @@ def make_task(task_name: str, env_cfg: dict, sim: str = "mujoco", device: str = 
         # A coarser physics step than the MJCF's (e.g. 1/120 s, Isaac Gym's rate) trades accuracy for speed.
         model.opt.timestep = float(env_cfg["mujoco_timestep"])
     skeleton = skeleton_from_model(model)
-    motion_file = resolve_motion_file(env_cfg["motion_file"], motion_dir)
-    motion_lib = MotionLib.from_file(
-        motion_file, skeleton, model, cfg.keyBodies, device=device,
-        trust=bool(env_cfg.get("motion_trust", False)), ground=env_cfg.get("motion_ground", "rolling_min"),
-        fps=env_cfg.get("motion_fps"), root_vel_sigma=float(env_cfg.get("motion_root_vel_sigma") or 0.0),
-    )
+    if motion_lib is None:
+        motion_file = resolve_motion_file(env_cfg["motion_file"], motion_dir)
+        motion_lib = MotionLib.from_file(
+            motion_file, skeleton, model, cfg.keyBodies, device=device,
+            trust=bool(env_cfg.get("motion_trust", False)), ground=env_cfg.get("motion_ground", "rolling_min"),
+            fps=env_cfg.get("motion_fps"), root_vel_sigma=float(env_cfg.get("motion_root_vel_sigma") or 0.0),
+        )
     control_dt = float(env_cfg.get("controlFrequencyInv", 2)) * float(env_cfg.get("sim_dt", 1.0 / 60.0))
     backend = make_backend(sim, model, cfg.numEnvs, control_dt, device=device, **sim_kw)
     task = AMPTask(cfg, backend, motion_lib, skeleton, seed=seed,

@@ -240,17 +240,42 @@ class AMPTask:
             times = torch.zeros(M, device=self.device)
         else:
             times = self.motion_lib.sample_time(ids, generator=self.generator)
-        st = self.motion_lib.get_motion_state(ids, times)
+        self._write_reference(env_ids, ids, times)
+
+    def _write_reference(self, env_ids: torch.Tensor, motion_ids: torch.Tensor, times: torch.Tensor) -> None:
+        """The reference state of ``motion_ids`` at ``times`` (s) into ``env_ids``, AMP history from the clip."""
+        M = len(env_ids)
+        st = self.motion_lib.get_motion_state(motion_ids, times)
         self._write(env_ids, st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel)
         self.ref_reset[env_ids] = True
-        self.ref_motion[env_ids] = ids
+        self.ref_motion[env_ids] = motion_ids
         self.ref_time[env_ids] = times.to(self.ref_time.dtype)
         k = self.cfg.numAMPObsSteps
         if k > 1:
             steps = torch.arange(1, k, device=self.device, dtype=times.dtype) * self.dt
             hist_t = (times.unsqueeze(-1) - steps).reshape(-1)
-            hist = self._motion_obs(ids.repeat_interleave(k - 1), hist_t)
+            hist = self._motion_obs(motion_ids.repeat_interleave(k - 1), hist_t)
             self.amp_hist[env_ids, 1:] = hist.reshape(M, k - 1, self.num_obs)
+
+    def reset_to_reference(self, motion_ids: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """Start every env from the given reference states (``[N]`` clips and clip times): the
+        evaluation's fixed starts. Returns the observation ``[N, obs]``."""
+        env_ids = torch.arange(self.num_envs, device=self.device)
+        self._write_reference(env_ids, motion_ids.to(self.device), times.to(self.device))
+        self.progress.zero_()
+        self.terminated.zero_()
+        self.truncated.zero_()
+        self.unstable.zero_()
+        obs = self._sim_obs()
+        self.obs[:] = obs
+        self.amp_hist[:, 0] = obs
+        return self.obs.clone()
+
+    def default_pose_obs(self) -> torch.Tensor:
+        """``[obs]`` the observation of the character standing still in its default pose (env 0 is
+        written and read; the caller resets it afterwards)."""
+        self._reset_default(torch.zeros(1, dtype=torch.long, device=self.device))
+        return self._sim_obs(torch.zeros(1, dtype=torch.long, device=self.device))[0]
 
     def reset_idx(self, env_ids: torch.Tensor) -> None:
         """Reset ``env_ids`` by the configured state-init mode and re-seed their AMP history."""
