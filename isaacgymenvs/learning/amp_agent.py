@@ -124,7 +124,7 @@ class AMPAgent(A2CAgent):
         self.best_metric = -math.inf  # the best eval/score so far (rollout/motion_nn_dist, negated, without an evaluator)
         #: isaacgymenvs.learning.evaluation.Evaluator, set by the Trainer (None: no deterministic evaluation)
         self.evaluator = None
-        self.eval_every = int(cfg.get("eval_every", 50))
+        self.eval_every = int(cfg.get("eval_every", 100))
         self.eval_every_steps = int(cfg.get("eval_every_steps", 0))
         self.max_env_steps = int(cfg.get("max_env_steps", 0) or 0)
         self.eval_ref_size = int(cfg.get("eval_ref_size", 4096))
