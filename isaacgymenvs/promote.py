@@ -28,6 +28,7 @@ Prints one JSON object (stdout); the ranking and the decision go to stderr.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -125,7 +126,11 @@ def promote(sweep: str = "default", metric: str | None = None, mode: str | None 
     metric = metric or spec.get("metric") or "eval/score"
     mode = mode or (spec.get("mode") if metric == spec.get("metric") else None) or ("max" if metric == "eval/score" else "min")
     reg.check_metric(metric)
-    r = reg.Registry(uri or state["uri"])
+    from tracking.store import resolve_uri
+
+    # sweep.json holds the URI without credentials: they come from MLFLOW_TRACKING_URI / _USERNAME / _PASSWORD
+    given = resolve_uri(uri or "") if (uri or os.environ.get("MLFLOW_TRACKING_URI")) else None
+    r = reg.Registry(given if uri else state["uri"])
     ranked = r.rank(r.sweep_trials(state["experiment"], state["parent_run_id"]), metric, mode, sweep)
     configs = rank_configurations(ranked, spec, mode)
     _say(f"sweep {sweep!r} (parent run {state['parent_run_id']}): configurations by mean {metric} over their seeds ({mode}):")

@@ -109,13 +109,19 @@ class Trainer:
         self.agent = None
 
     # -------------------------------------------------------------- building
-    def _run_name(self) -> str:
+    def _make_run_dir(self) -> str:
+        """Create ``runs/<name>_<date>[_k]`` atomically and return its name: two trainings started in
+        the same second get two folders (an exclusive create, a suffix when it is taken)."""
         name = self.train_cfg["name"]
         stem = f"{name}_{datetime.now().strftime('%d-%H-%M-%S')}"
+        Path(self.runs_dir).mkdir(parents=True, exist_ok=True)
         run, k = stem, 1
-        while (Path(self.runs_dir) / run).exists():  # never write into an existing run
-            run, k = f"{stem}_{k}", k + 1
-        return run
+        while True:
+            try:
+                os.mkdir(Path(self.runs_dir) / run)  # fails if it exists: never write into an existing run
+                return run
+            except FileExistsError:
+                run, k = f"{stem}_{k}", k + 1
 
     def build(self):
         from rl_games.common.algo_observer import DefaultAlgoObserver
@@ -123,7 +129,7 @@ class Trainer:
         from isaacgymenvs.learning.amp_agent import AMPAgent
         from isaacgymenvs.learning.vecenv import AMPVecEnv
         from isaacgymenvs.learning.config_check import ConfigError
-        from isaacgymenvs.motion.poselib import ClipError
+        from isaacgymenvs.motion.poselib import ClipError, UntrustedClipError
         from isaacgymenvs.tasks import make_task
 
         c = self.c
@@ -132,6 +138,10 @@ class Trainer:
         env_cfg["mujoco_timestep"] = c["task"].get("sim", {}).get("mujoco_timestep")
         try:
             task = make_task(c["task"]["name"], env_cfg, sim=c["sim"], device=self.sim_device, seed=self.seed)
+        except UntrustedClipError as e:  # the fix on this command line is a config key, not --trust
+            raise ClipError(e.path, "a .npy clip is a pickle and can run code when loaded; add task.env.motion_trust=True "
+                                    "if you trust its source, or convert it once with `python -m isaacgymenvs.motion "
+                                    "convert --trust FILE` and train on the .npz") from None
         except ClipError:
             raise  # names the clip file and what to do
         except ValueError as e:  # a task key the model or the checks refuse (pdGains, numObservations, ...)
@@ -145,7 +155,7 @@ class Trainer:
         from rl_games.common.tr_helpers import DefaultRewardsShaper
 
         cfg["reward_shaper"] = DefaultRewardsShaper(**cfg.get("reward_shaper", {}))
-        run = self._run_name()
+        run = self._make_run_dir()
         self.run_dir = Path(self.runs_dir) / run
         cfg.update(
             full_experiment_name=run,
@@ -180,7 +190,9 @@ class Trainer:
         self.agent.observers = self.observers
         self.agent.evaluator = self._build_evaluator(c, env_cfg, task)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.cfg, self.run_dir / "config.yaml", resolve=True)
+        from isaacgymenvs.utils.secrets import strip_credentials
+
+        (self.run_dir / "config.yaml").write_text(strip_credentials(OmegaConf.to_yaml(self.cfg, resolve=True)))
         if self.checkpoint:
             self.agent.restore_checkpoint(self.checkpoint, self.sigma_override)
             print(f"resumed from {self.checkpoint} at epoch {self.agent.epoch_num}")
@@ -205,7 +217,11 @@ class Trainer:
     def train(self):
         if self.agent is None:
             self.build()
-        return self.agent.train()
+        _held["target"] = self.agent  # a signal stops the training after its epoch in progress
+        try:
+            return self.agent.train()
+        finally:
+            _held["target"] = None
 
 
 def open_tracking(trainer: Trainer):
@@ -240,7 +256,8 @@ class Terminated(KeyboardInterrupt):
     (the tracked run ends KILLED)."""
 
 
-_held = {"depth": 0, "pending": None}
+#: "target": the agent while it trains (a signal then asks it to stop after the epoch in progress)
+_held = {"depth": 0, "pending": None, "target": None}
 
 
 @contextmanager
@@ -260,14 +277,21 @@ def _uninterrupted():
 
 def _install_signal_handlers() -> None:
     def _raise(exc: BaseException):
+        target = _held["target"]
+        if target is not None and not target.stop_requested:  # the first signal: finish and save the epoch
+            print(f"{exc}: stopping after the epoch in progress, with its checkpoint (again to stop at once)",
+                  file=sys.stderr, flush=True)
+            target.request_stop(exc)
+            return
         if _held["depth"]:
             _held["pending"] = exc
         else:
             raise exc
 
     def _on_sigterm(signum, frame):
-        # once: the cleanup that follows is bounded (tracking.end_timeout_s); SIGKILL still works
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if _held["target"] is None or _held["target"].stop_requested:
+            # the last one: the cleanup that follows is bounded (tracking.end_timeout_s); SIGKILL still works
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _raise(Terminated("SIGTERM"))
 
     def _on_sigint(signum, frame):

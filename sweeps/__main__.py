@@ -23,9 +23,14 @@ def main(argv=None) -> int:
             combos = check_spec(load(a.name))
             print(f"sweep {a.name}: {len(combos)} combination(s) OK")
             return 0
-        from sweeps.runner import run_sweep
+        from sweeps.lock import SweepLocked
+        from sweeps.runner import SweepError, run_sweep
 
-        res = run_sweep(a.name, resume=a.resume, storage_path=a.storage, tracking_uri=a.tracking_uri)
+        try:
+            res = run_sweep(a.name, resume=a.resume, storage_path=a.storage, tracking_uri=a.tracking_uri)
+        except (SweepError, SweepLocked) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     except ConfigError as e:
         print(f"error: sweep {a.name}: {e}", file=sys.stderr)
         return 2

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import yaml
 
+from isaacgymenvs.utils.secrets import strip_credentials
 from sweeps import analysis
 from sweeps.callback import MlflowStatusCallback
+from sweeps.lock import SweepLock
 from sweeps.space import REPO, SANITY, TIME_ATTRS, check_spec, seeds_of
 from sweeps.trial import run_trial, to_ray_key, trial_params
 
@@ -118,7 +120,7 @@ def init_ray(num_cpus: int | None = None):
     if address:
         ray.init(address=address, log_to_driver=True)  # a cluster started with `ray start`
     else:
-        # a private local Ray: no dashboard, ports on the loopback interface only
+        # a private local Ray, no dashboard (what it listens on: README, "Ray, local and multi-node")
         ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
                  configure_logging=True, logging_level="WARNING")
 
@@ -159,17 +161,57 @@ def run_sweep(name: str = "default", resume: bool = False, storage_path: str | o
     exp_dir = storage / spec["name"]
     state_file = exp_dir / "sweep.json"
     t0 = time.monotonic()
+    state = None
+    if resume:
+        if not state_file.exists():
+            raise SweepError(f"nothing to resume in {exp_dir} (run the sweep without RESUME=1 first)")
+        state = json.loads(state_file.read_text())
+        uri = resolve_uri(tracking_uri or None) if tracking_uri else state["uri"]
+    # before anything is moved, created or started: the store answers, and no other driver runs this sweep
+    require_store(uri, spec["experiment"] if state is None else state["experiment"])
+    lock = SweepLock(storage, spec["name"] if state is None else state["spec"]["name"]).acquire()
+    try:
+        result = _run_locked(spec, combos, uri, storage, exp_dir, state_file, state, t0, verbose)
+    finally:
+        lock.release()
+    return result
+
+
+class SweepError(RuntimeError):
+    """The sweep cannot start as asked; the message says why and what to do."""
+
+
+def require_store(uri: str, experiment: str) -> None:
+    """One line (SweepError) when the tracking store does not answer."""
+    from tracking import TrackingError, sweep_runs
+    from tracking.store import redact
+
+    try:
+        sweep_runs.tracker(uri, experiment)
+    except TrackingError as e:
+        raise SweepError(f"the tracking store {redact(uri)} does not answer ({str(e).splitlines()[0][:200]}): start it, "
+                         "or pass --tracking-uri (MLFLOW_TRACKING_URI) for one that runs; nothing was started or moved") from None
+
+
+def _run_locked(spec, combos, uri, storage, exp_dir, state_file, state, t0, verbose) -> dict:
+    from ray import tune
+
+    from sweeps.space import normalize
+    from sweeps.trial import trial_work_root
+    from tracking import sweep_runs
+
     init_ray(num_cpus=None)
     from ray.tune import Tuner
 
     every = max(1, int(spec["report_every"]))
+    resume = state is not None
     if resume:
-        if not (state_file.exists() and Tuner.can_restore(str(exp_dir))):
-            raise SystemExit(f"nothing to resume in {exp_dir} (run the sweep without RESUME=1 first)")
-        state = json.loads(state_file.read_text())
-        parent, uri, spec = state["parent_run_id"], state["uri"], normalize(state["spec"])  # the sweep as it started
+        if not Tuner.can_restore(str(exp_dir)):
+            raise SweepError(f"nothing to resume in {exp_dir} (run the sweep without RESUME=1 first)")
+        parent, spec = state["parent_run_id"], normalize(state["spec"])  # the sweep as it started
         print(f"sweep {spec['name']}: resuming {exp_dir} (MLflow parent run {parent})", flush=True)
-        tuner = Tuner.restore(str(exp_dir), _trainable(spec, _sweep_cfg(spec, parent, uri)), resume_unfinished=True,
+        _sync_pending(spec, storage, uri)  # what an outage or a killed driver left: sent, orphans closed
+        tuner = Tuner.restore(str(exp_dir), _trainable(spec, _sweep_cfg(spec, parent, uri, trial_work_root(exp_dir))), resume_unfinished=True,
                               resume_errored=False, restart_errored=False)
     else:
         if exp_dir.exists():
@@ -177,16 +219,18 @@ def run_sweep(name: str = "default", resume: bool = False, storage_path: str | o
             shutil.move(str(exp_dir), old)
             print(f"sweep {spec['name']}: the previous sweep moved to {old}", flush=True)
         exp_dir.mkdir(parents=True)
-        (exp_dir.parent / f"{spec['name']}.sweep.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        (exp_dir.parent / f"{spec['name']}.sweep.yaml").write_text(strip_credentials(yaml.safe_dump(spec, sort_keys=False)))
         parent = sweep_runs.start_parent(uri, spec["experiment"], spec["name"],
                                          {"metric": spec["metric"], "mode": spec["mode"], "search": spec["search"],
                                           "scheduler": spec["scheduler"], "trials": len(combos) * int(spec["num_samples"]),
-                                          "overrides": " ".join(spec["overrides"])},
+                                          "overrides": strip_credentials(" ".join(spec["overrides"]))},
                                          {"storage_path": str(exp_dir)})
-        state_file.write_text(json.dumps({"parent_run_id": parent, "uri": uri, "experiment": spec["experiment"], "spec": spec}))
+        _write_private(state_file, strip_credentials(json.dumps({"parent_run_id": parent, "uri": uri,
+                                                                 "experiment": spec["experiment"], "spec": spec,
+                                                                 "trial_work_dir": str(trial_work_root(exp_dir))})))
         max_epochs = _max_epochs(spec)
         tuner = Tuner(
-            _trainable(spec, _sweep_cfg(spec, parent, uri)),
+            _trainable(spec, _sweep_cfg(spec, parent, uri, trial_work_root(exp_dir))),
             param_space=param_space(spec),
             tune_config=tune.TuneConfig(metric=spec["metric"], mode=spec["mode"], num_samples=int(spec["num_samples"]),
                                         max_concurrent_trials=int(spec["max_concurrent_trials"]),
@@ -203,15 +247,41 @@ def run_sweep(name: str = "default", resume: bool = False, storage_path: str | o
               f"MLflow experiment {spec['experiment']!r}, parent run {parent}; storage {exp_dir}", flush=True)
     logging.getLogger("ray.tune.tune").addHandler(_STOP)
     grid = tuner.fit()
-    return _summarize(spec, grid, uri, parent, exp_dir, time.monotonic() - t0)
+    result = _summarize(spec, grid, uri, parent, exp_dir, time.monotonic() - t0)
+    if not result.get("interrupted"):
+        _sync_pending(spec, storage, uri)  # trials that ended during an outage: their spools and runs
+    return result
 
 
-def _sweep_cfg(spec: dict, parent: str, uri: str) -> dict:
+def _sync_pending(spec: dict, storage: Path, uri: str) -> None:
+    """Send what trials spooled while the store was down, close child runs whose process is gone,
+    and finish the parent run if the store did not answer at the end; say what is still pending."""
+    from tracking.sync import sync_sweep
+
+    lines = []
+    code = sync_sweep(spec["name"], storage, uri, timeout_s=20, say=lines.append)
+    for ln in lines:
+        print(f"sweep {spec['name']}: {ln}", flush=True)
+    if code:
+        print(f"sweep {spec['name']}: the tracking store did not take everything yet; it is kept on this host and sent by "
+              f"`make sweep SWEEP={spec['name']} RESUME=1` or `python -m tracking sync --sweep {spec['name']}`", flush=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by its owner only (0600), in place of ``path``, atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _sweep_cfg(spec: dict, parent: str, uri: str, work_root: Path) -> dict:
     from sweeps.space import budget_overrides
 
     cfg = {k: spec[k] for k in ("name", "experiment", "metric", "mode", "report_every", "fail", "pbt_mutations")}
     cfg.update(parent_run_id=parent, tracking_uri=uri, overrides=list(spec["overrides"]) + budget_overrides(spec),
-               sanity={**SANITY, **(spec.get("sanity") or {})})
+               sanity={**SANITY, **(spec.get("sanity") or {})}, work_root=str(work_root))
     return cfg
 
 
@@ -259,9 +329,15 @@ def _summarize(spec, grid, uri, parent, exp_dir, wall_s) -> dict:
         params = trial_params(r.config or {})
         val = m.get(metric, float("nan"))
         status, reason = _status(r, m, max_epochs)
+        run_id = m.get("mlflow_run_id") or ""
+        if not run_id:
+            try:
+                run_id = sweep_runs.find_child(uri, spec["experiment"], parent, m.get("trial_id", "")) or ""
+            except Exception:  # noqa: BLE001 - the store is down: the table comes from Tune's results alone
+                run_id = ""
         rows.append({"trial": m.get("trial_id", tid), "params": params, "metric": float(val) if val is not None else float("nan"),
                      "epochs": m.get("epoch"), "env_steps": m.get("timesteps_total"), "status": status, "reason": reason,
-                     "mlflow_run_id": m.get("mlflow_run_id") or (sweep_runs.find_child(uri, spec["experiment"], parent, m.get("trial_id", "")) or "")})
+                     "mlflow_run_id": run_id})
     configs = analysis.configurations(rows, mode)
     best_cfg = configs[0] if configs else None
     best = next((r for r in rows if best_cfg and r["trial"] == best_cfg["best_trial"]), None)
@@ -307,14 +383,19 @@ def _summarize(spec, grid, uri, parent, exp_dir, wall_s) -> dict:
                 analysis.plot_effects(rows, effects, metric, exp_dir / "effects.png")):
         if png:
             arts.append(png)
+    status = "FINISHED" if best_cfg else "FAILED"
+    tags = {"best_trial": best["trial"] if best else "", "best_run_id": best["mlflow_run_id"] if best else "",
+            "failed_trials": str(len(failed)), "mlflow.note.content": _description(spec, report)}
+    metrics = {f"best/{metric}": best_cfg["mean"], f"best/{metric}_std": best_cfg["std"]} if best_cfg else None
     try:
-        status = "FINISHED" if best_cfg else "FAILED"
-        tags = {"best_trial": best["trial"] if best else "", "best_run_id": best["mlflow_run_id"] if best else "",
-                "failed_trials": str(len(failed)), "mlflow.note.content": _description(spec, report)}
         sweep_runs.finish_parent(uri, spec["experiment"], parent, status, [a for a in arts if a.exists()], tags=tags,
-                                 metrics={f"best/{metric}": best_cfg["mean"], f"best/{metric}_std": best_cfg["std"]} if best_cfg else None)
-    except Exception as e:
-        print(f"sweep: could not finish the parent run {parent}: {e}")
+                                 metrics=metrics)
+    except Exception as e:  # noqa: BLE001 - the store is down: keep the results for RESUME / sync
+        (exp_dir / "parent_pending.json").write_text(json.dumps(
+            {"status": status, "artifacts": [str(a) for a in arts], "tags": tags, "metrics": metrics}, indent=1))
+        print(f"sweep {spec['name']}: the tracking store did not answer ({str(e).splitlines()[0][:200]}); the results are in "
+              f"{exp_dir} and go to the parent run {parent} with `make sweep SWEEP={spec['name']} RESUME=1` or "
+              f"`python -m tracking sync --sweep {spec['name']}`", flush=True)
     return {"rows": rows, "best": best, "configurations": configs, "effects": effects, "importances": importances,
             "parent_run_id": parent, "path": str(exp_dir), "table": table, "wall_s": wall_s}
 

@@ -70,7 +70,16 @@ def load(name_or_path: str) -> dict:
     if not p.exists():
         known = sorted(x.stem for x in SWEEP_DIR.glob("*.yaml"))
         raise ConfigError([f"sweep {name_or_path!r}: no file {p} (known: {', '.join(known)})"])
-    spec = yaml.safe_load(p.read_text()) or {}
+    try:
+        spec = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:  # one line: where and what (PyYAML's message spans several)
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError([f"{p}:{where} is not valid YAML ({getattr(e, 'problem', None) or type(e).__name__})"]) from None
+    except OSError as e:
+        raise ConfigError([f"{p}: cannot be read ({e.strerror})"]) from None
+    if not isinstance(spec, dict):
+        raise ConfigError([f"{p}: a sweep file is a mapping of keys (name, space, overrides, ...), got a {type(spec).__name__}"])
     spec.setdefault("name", p.stem)
     return normalize(spec)
 
@@ -241,8 +250,9 @@ def check_spec(spec: dict) -> list[dict]:
         sigma = c.get("sigma", "")
         if sigma not in ("", None, "fixed", "learned"):
             problems.append(f"{label}: sigma must be fixed or learned in a sweep, got {sigma!r}")
-        if num_envs < 1:
+        if num_envs < 1:  # the batch checks that follow would only repeat it
             problems.append(f"{label}: num_envs: must be at least 1, got {num_envs}")
+            continue
         for p in check_train_config(train_cfg, num_envs, has_rnn):
             problems.append(f"{label}: {p}")
     if problems:

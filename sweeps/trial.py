@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import shutil
 import socket
-import tempfile
 from pathlib import Path
 
 from sweeps.space import MUTABLE, compose, overrides_for
@@ -26,6 +25,14 @@ def to_ray_key(k: str) -> str:
 
 def from_ray_key(k: str) -> str:
     return k.replace(SEP, ".")
+
+
+def trial_work_root(exp_dir) -> Path:
+    """Where the trials of a sweep keep their run folders and spools: ``<storage>/<name>/trials/``
+    (beside Ray's trial folders, not inside them: Ray syncs those in the background, a race with
+    files that come and go), so the driver (and ``python -m tracking sync --sweep``) finds what a
+    trial could not send, and a new run of the sweep moves them aside with the rest."""
+    return Path(exp_dir) / "trials"
 
 
 def trial_params(config: dict) -> dict:
@@ -92,7 +99,7 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
     torch.set_num_threads(max(1, int(sweep.get("torch_threads", 1))))
     # Not Ray's trial folder: Ray syncs that to the storage path in the background (a race with files
     # that come and go). Run folders and the checkpoints handed to tune.report live here instead.
-    work = Path(tempfile.gettempdir()) / "amp-sweeps" / str(sweep["name"]) / trial_id
+    work = Path(sweep["work_root"]) / trial_id
     work.mkdir(parents=True, exist_ok=True)
 
     overrides = list(sweep["overrides"]) + overrides_for(params) + [
@@ -113,7 +120,8 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
             overrides.append(f"checkpoint={local / CKPT_FILE}")
     cfg = compose(overrides)
     trainer = train_mod.Trainer(cfg, runs_dir=str(work / "runs"))
-    session = open_session(trainer.c)
+    # a store that does not answer now is no error: the run is created when it does (tracking/session.py)
+    session = open_session(trainer.c, defer=True)
     trainer.build()
     agent = trainer.agent
     # PBT: a new config after an exploit applies *after* the weights were loaded (ray#62173)
@@ -124,8 +132,20 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
                 agent.last_lr = float(params[k])  # rl_games applies last_lr every epoch (restored from the checkpoint)
 
     uri, exp = sweep.get("tracking_uri"), sweep["experiment"]
-    run_id = sweep_runs.find_child(uri, exp, sweep["parent_run_id"], trial_id)
-    last = sweep_runs.last_step(uri, exp, run_id, sweep["metric"]) if run_id else -1
+    every_epoch_key = "disc/loss"  # logged every epoch (eval/* only at evaluations)
+
+    def find_run() -> tuple[str | None, int]:
+        """This trial's run if it has one already (a retry, a restore) and the last epoch it holds."""
+        rid = sweep_runs.find_child(uri, exp, sweep["parent_run_id"], trial_id)
+        return rid, (sweep_runs.last_step(uri, exp, rid, every_epoch_key) if rid else -1)
+
+    from tracking import TrackingError
+
+    try:
+        run_id, last = find_run()
+    except TrackingError:  # the store is down: the run is found (or made) when it answers
+        run_id, last = None, (int(agent.epoch_num) if restored is not None else -1)
+        session.find_run = find_run
     node = ray.get_runtime_context().get_node_id()
     tags = {"mlflow.parentRunId": sweep["parent_run_id"], sweep_runs.TRIAL_TAG: trial_id, "ray_trial_name": trial_name,
             "sweep": sweep["name"], "ray_node_id": node, "hostname": socket.gethostname()}

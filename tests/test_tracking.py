@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import torch
 from hydra import compose, initialize_config_dir
 
 from isaacgymenvs import train as train_mod
@@ -353,6 +354,11 @@ def test_sigterm_ends_the_run_killed(server, tmp_path):
     assert "max_iterations=100000" in tags["command"] and "train.py" in tags["command"]
     steps = [p["step"] for p in server.history(run["info"]["run_id"], "disc/demo_logit")]
     assert 1 in steps and len(steps) == len(set(steps))
+    # the epoch it stopped at is checkpointed (save_frequency 50 would have kept none), locally and in MLflow
+    last = max(steps)
+    (ckpt,) = list(tmp_path.glob(f"runs/*/nn/HumanoidAMP_{last}.pth"))
+    assert torch.load(ckpt, weights_only=True)["epoch"] == last
+    assert tags["checkpoint.latest_epoch"] == str(last) and "stopping after epoch" in "".join(out)
 
 
 def test_unreachable_store_at_start_stops_before_the_simulator(tmp_path, capsys):

@@ -13,7 +13,12 @@
 when ``tracking.backend`` is ``mlflow``, so ``tracking=none`` costs nothing.
 """
 
-from tracking.base import (
+import os
+
+# MLflow's own "View run ... at: URL" lines: the URL can hold what a user typed into a URI
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+from tracking.base import (  # noqa: E402
     FAILED,
     FINISHED,
     KILLED,
@@ -23,8 +28,8 @@ from tracking.base import (
     TrackingRejectedError,
     TrackingUnavailableError,
 )
-from tracking.session import TrackingSession, open_session
-from tracking.store import default_uri, resolve_uri
+from tracking.session import TrackingSession, open_session  # noqa: E402
+from tracking.store import default_uri, resolve_uri  # noqa: E402
 
 __all__ = [
     "FAILED", "FINISHED", "KILLED", "NullTracker", "Tracker", "TrackingError", "TrackingRejectedError",

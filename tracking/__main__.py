@@ -4,67 +4,52 @@
     python -m tracking sync runs/<run> [--uri URI] [--status KILLED]
 
 ``sync`` sends what a training could not send before it exited (the server was down at the end):
+the run itself when it was never created (a sweep trial that started while the store was down),
 the spooled metrics (oldest first, each once), the checkpoints and curves, and the final status
-kept in ``runs/<run>/tracking/end.json``. For a run whose process died without an end (SIGKILL,
-power loss) pass ``--status KILLED`` to close it.
+kept in ``runs/<run>/tracking/end.json``. A run whose process is gone without an end (SIGKILL,
+power loss) on this host is closed KILLED (``--status`` sets another status).
+
+    python -m tracking sync --sweep NAME [--storage DIR]
+
+does that for every trial of a sweep (trial folders on this host), closes child runs whose process
+is gone, and sends the sweep's own results when the store did not answer at its end.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-from pathlib import Path
 
 
 def _sync(a) -> int:
-    from tracking.base import FAILED, FINISHED, KILLED, TrackingError
-    from tracking.mlflow_tracker import MlflowTracker
-    from tracking.session import TrackingSession
-    from tracking.spool import Spool
+    from tracking.base import TrackingError
+    from tracking.sync import SyncError, sync_run, sync_sweep
 
-    run_dir = Path(a.run_dir)
-    tdir = run_dir / "tracking"
-    if not (tdir / "run.json").exists():
-        print(f"error: {tdir / 'run.json'} not found: {run_dir} was not tracked", file=sys.stderr)
+    if a.sweep:
+        return sync_sweep(a.sweep, a.storage, a.uri, a.timeout_s)
+    if not a.run_dir:
+        print("error: sync needs RUN_DIR or --sweep NAME", file=sys.stderr)
         return 2
-    info = json.loads((tdir / "run.json").read_text())
-    uri = a.uri or (os.environ.get("MLFLOW_TRACKING_URI") if "***" in info["uri"] else None) or info["uri"]
-    end = json.loads((tdir / "end.json").read_text()) if (tdir / "end.json").exists() else None
-    status = a.status or (end or {}).get("status")
-    if status not in (None, FINISHED, FAILED, KILLED):
-        print(f"error: --status must be FINISHED, FAILED or KILLED, got {status!r}", file=sys.stderr)
-        return 2
-    tracker = MlflowTracker(uri)
     try:
-        tracker.attach(info["run_id"])
+        line = sync_run(a.run_dir, a.uri, a.status, a.timeout_s)
+    except SyncError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except TrackingError as e:
-        print(f"error: run {info['run_id']} at {info['uri']}: {e}", file=sys.stderr)
+        print(f"error: {a.run_dir}: {e}", file=sys.stderr)
         return 1
-    s = TrackingSession(tracker, {"end_timeout_s": a.timeout_s, "probe_every_s": 1}, info.get("experiment", ""))
-    s.run_id, s.run_dir, s.spool = info["run_id"], run_dir, Spool(tdir / "spool.jsonl")
-    pending = len(s.spool)
-    if status is None:
-        ok = s._drain(force=True)
-        print(f"sent {pending - len(s.spool)} of {pending} spooled epoch(s); no final status known "
-              "(pass --status KILLED to close a run whose process died)")
-        return 0 if ok else 1
-    for name, (path, epoch) in ((end or {}).get("artifacts") or {}).items():
-        setattr(s, f"_{name}", (Path(path), int(epoch)))
-    s.end(status, (end or {}).get("error"))
-    ok = not (tdir / "end.json").exists()
-    print(f"sent {pending - len(s.spool)} of {pending} spooled epoch(s); run {info['run_id']} "
-          + (f"ended {status}" if ok else "not finished (store unreachable)"))
-    return 0 if ok else 1
+    print(line)
+    return 0 if "not finished" not in line and "did not answer" not in line else 1
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tracking", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("uri", help="print the tracking URI a training would use now")
-    s = sub.add_parser("sync", help="send a run's spool, artifacts and final status")
-    s.add_argument("run_dir")
+    s = sub.add_parser("sync", help="send a run's spool, artifacts and final status (or a whole sweep's)")
+    s.add_argument("run_dir", nargs="?")
+    s.add_argument("--sweep", help="every trial of this sweep (sweeps_out/NAME), orphaned child runs, the sweep's results")
+    s.add_argument("--storage", help="the sweep's storage folder (default: sweeps_out/)")
     s.add_argument("--uri", help="tracking URI (default: the one the run used)")
     s.add_argument("--status", help="final status when the run has none recorded: FINISHED, FAILED or KILLED")
     s.add_argument("--timeout-s", type=float, default=30)

@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tracking.base import Tracker, TrackingRejectedError, TrackingUnavailableError
-from tracking.store import default_artifact_root, default_uri, is_http, redact
+from tracking.store import default_artifact_root, default_uri, file_lock, is_http, redact
 
 # error codes that mean "try again later" (the REST client reports a refused connection as INTERNAL_ERROR)
 _TRANSIENT = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED", "ABORTED"}
@@ -89,7 +89,20 @@ class MlflowTracker(Tracker):
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
-            self._client = MlflowClient(tracking_uri=self.uri)
+            db = self._sqlite_path()
+            if db is None:
+                self._client = MlflowClient(tracking_uri=self.uri)
+            else:  # a fresh sqlite store is created and migrated once, not by two processes at a time
+                db = db.resolve()
+                db.parent.mkdir(parents=True, exist_ok=True)
+                with file_lock(db.with_name(db.name + ".lock")):
+                    client = MlflowClient(tracking_uri=self.uri)
+                    try:
+                        with self._limits(self.http_timeout_s):
+                            client.search_experiments(max_results=1)
+                    except Exception as e:  # noqa: BLE001 - an unusable database file: the store cannot be reached
+                        raise TrackingUnavailableError(f"{redact(self.uri)}: {_reason(e)}") from e
+                self._client = client
         return self._client
 
     def _sqlite_path(self) -> Path | None:

@@ -8,13 +8,15 @@ commit and command line.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from tracking.store import PROJECT_DIR, redact
+from tracking.store import PROJECT_DIR, redact, strip_credentials
 
 MAX_PARAM_VALUE = 6000  # MLflow 3.x param value limit
 MAX_KEY = 250
@@ -64,7 +66,7 @@ def run_params(config: dict) -> dict[str, str]:
     config = dict(config)
     if isinstance(config.get("tracking"), dict) and config["tracking"].get("uri"):
         config["tracking"] = dict(config["tracking"], uri=redact(str(config["tracking"]["uri"])))
-    params = flatten(config)
+    params = {k: strip_credentials(v) for k, v in flatten(config).items()}
     params.update(short_params(config))
     return params
 
@@ -84,10 +86,13 @@ def run_tags(config: dict, device: str = "", extra: dict | None = None) -> dict[
         "sim": str(config.get("sim", "")),
         "device": device or str(config.get("rl_device") or ""),
         "git_commit": commit,
-        "command": clip(shlex.join(sys.argv), MAX_TAG_VALUE),
+        "command": clip(strip_credentials(shlex.join(sys.argv)), MAX_TAG_VALUE),
         # MLflow's own tags: the UI shows these in its source / version columns
         "mlflow.source.git.commit": commit,
         "mlflow.source.name": clip(sys.argv[0] if sys.argv else "", MAX_TAG_VALUE),
+        # where the training runs: `python -m tracking sync` closes a run whose process is gone
+        "hostname": socket.gethostname(),
+        "pid": str(os.getpid()),
     }
-    tags.update({k: clip(str(v), MAX_TAG_VALUE) for k, v in (extra or {}).items()})
+    tags.update({k: clip(strip_credentials(str(v)), MAX_TAG_VALUE) for k, v in (extra or {}).items()})
     return tags

@@ -15,6 +15,10 @@ The session subscribes to the trainer the way every other consumer does:
   Ctrl+C and the trainer's SIGTERM handler raise). What cannot be sent within
   ``end_timeout_s`` is written to ``runs/<run>/tracking/end.json`` and sent later by
   ``python -m tracking sync runs/<run>``.
+* ``open_session(config, defer=True)`` (sweep trials): when the store does not answer at the
+  start, training goes on with every epoch spooled, and the MLflow run itself is created (or, for
+  a retried trial, found by ``find_run``) when the store answers; ``run.json`` holds what is needed
+  to create it, so ``sync`` can do it after the training ended.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import shutil
 import sys
 import time
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -65,6 +70,12 @@ class TrackingSession:
         self.status: str | None = None
         self._sender: ThreadPoolExecutor | None = None
         self.sender_cpu_s = 0.0
+        #: the store did not answer at open_session(defer=True): connect before creating the run
+        self.connected = True
+        #: the run is still to be created (the store did not answer at start); the start's arguments
+        self._pending: dict | None = None
+        #: callable -> (id of an existing run to continue (a retried sweep trial) or None, its last step)
+        self.find_run = None
 
     # ------------------------------------------------------------------ start
     def start(self, run_dir, config: dict, device: str = "", tags: dict | None = None, run_name: str | None = None,
@@ -76,45 +87,103 @@ class TrackingSession:
         self.run_dir = Path(run_dir)
         tdir = self.run_dir / "tracking"
         self.spool = Spool(tdir / "spool.jsonl")
-        try:
-            if run_id:
-                self.tracker.attach(run_id)
-                self.tracker.reopen()  # status back to RUNNING
-                self.run_id = run_id
-                self.tracker.set_tags(run_tags(config, device, tags))  # params stay as first logged
-            else:
-                self.run_id = self.tracker.start_run(run_name or self.run_dir.name, run_tags(config, device, tags))
-                self.tracker.log_params(run_params(config))
-            cfg_file = self.run_dir / "config.yaml"
-            if cfg_file.exists():
-                self.tracker.log_artifact(cfg_file)
-        except TrackingError as e:
-            if self.run_id:
-                try:
-                    self.tracker.set_tags({"error": clip(f"tracking start failed: {e}", MAX_TAG_VALUE)})
-                    self.tracker.end_run(FAILED)
-                except TrackingError:
-                    pass
-            self.run_id = None
-            if self.cfg["required"]:
-                raise TrackingUnavailableError(f"tracking store {redact(self.tracker.uri)}: the run could not be created ({e})") from e
-            _warn(f"the run could not be created ({e}); tracking.required=false: training goes on without tracking")
-            self.enabled = False
+        args = {"tags": run_tags(config, device, tags), "params": run_params(config),
+                "run_name": run_name or self.run_dir.name, "run_id": run_id}
+        if not self.connected:
+            self._defer(args, "the store did not answer when the training started")
             return
-        tdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._create_run(args)
+        except TrackingUnavailableError as e:
+            if self.cfg.get("defer_start"):
+                self._defer(args, str(e))
+                return
+            self._start_failed(e)
+        except TrackingError as e:
+            self._start_failed(e)
+
+    def _start_failed(self, e: TrackingError) -> None:
+        if self.run_id:
+            try:
+                self.tracker.set_tags({"error": clip(f"tracking start failed: {e}", MAX_TAG_VALUE)})
+                self.tracker.end_run(FAILED)
+            except TrackingError:
+                pass
+        self.run_id = None
+        if self.cfg["required"]:
+            raise TrackingUnavailableError(f"tracking store {redact(self.tracker.uri)}: the run could not be created ({e})") from e
+        _warn(f"the run could not be created ({e}); tracking.required=false: training goes on without tracking")
+        self.enabled = False
+
+    def _create_run(self, args: dict) -> None:
+        """Create (or continue) the run from the start's arguments and write ``run.json``."""
+        run_id = args["run_id"]
+        if run_id:
+            self.tracker.attach(run_id)
+            self.tracker.reopen()  # status back to RUNNING
+            self.run_id = run_id
+            self.tracker.set_tags(args["tags"])  # params stay as first logged
+        else:
+            self.run_id = self.tracker.start_run(args["run_name"], args["tags"])
+            self.tracker.log_params(args["params"])
+        cfg_file = self.run_dir / "config.yaml"
+        if cfg_file.exists():
+            self.tracker.log_artifact(cfg_file)
         url = self.tracker.run_url()
-        (tdir / "run.json").write_text(json.dumps({
-            "run_id": self.run_id, "experiment_id": getattr(self.tracker, "experiment_id", None),
-            "experiment": self.experiment, "uri": redact(self.tracker.uri), "url": url,
-        }, indent=1))
+        self._write_run_json({"run_id": self.run_id, "experiment_id": getattr(self.tracker, "experiment_id", None),
+                              "url": url})
         where = url or f"{redact(self.tracker.uri)} (make mlflow-ui to browse)"
         print(f"tracking: MLflow run {self.run_id} in experiment {self.experiment!r}: {where}", flush=True)
+
+    def _write_run_json(self, fields: dict) -> None:
+        tdir = self.run_dir / "tracking"
+        tdir.mkdir(parents=True, exist_ok=True)
+        d = {"experiment": self.experiment, "uri": redact(self.tracker.uri), "host": socket.gethostname(),
+             "pid": os.getpid(), **fields}
+        tmp = tdir / "run.json.tmp"
+        tmp.write_text(json.dumps(d, indent=1))
+        os.replace(tmp, tdir / "run.json")
+
+    def _defer(self, args: dict, why: str) -> None:
+        """Train on with the run still to be created (see the module docstring)."""
+        self._pending = args
+        self._offline = True
+        self._next_probe = time.monotonic() + float(self.cfg["probe_every_s"])
+        self._write_run_json({"run_id": None, "pending_start": args})
+        _warn(f"{redact(self.tracker.uri)}: {why}; training goes on, every epoch is kept in {self.spool.path}, "
+              "and the MLflow run is created when the store answers")
+
+    def _try_start(self, force: bool = False) -> bool:
+        """Create the pending run if the store answers now; True when there is a run."""
+        if self._pending is None:
+            return self.run_id is not None
+        if not force and time.monotonic() < self._next_probe:
+            return False
+        self._next_probe = time.monotonic() + float(self.cfg["probe_every_s"])
+        if not self.tracker.probe():
+            return False
+        try:
+            if not self.connected:
+                self.tracker.connect(self.experiment)
+                self.connected = True
+            args = dict(self._pending)
+            if not args["run_id"] and self.find_run is not None:
+                args["run_id"], last = self.find_run()
+                while args["run_id"] and len(self.spool) and self.spool.pending[0]["step"] <= last:
+                    self.spool.ack(self.spool.pending[0]["seq"], rejected="already in the store")  # never twice
+            self._create_run(args)
+        except TrackingUnavailableError:
+            return False
+        self._pending = None
+        print(f"tracking: {redact(self.tracker.uri)} answers; run {self.run_id} created, {len(self.spool)} "
+              "spooled epoch(s) to send", flush=True)
+        return True
 
     # ------------------------------------------------------------------ metrics
     def on_epoch(self, epoch: int, frame: int, metrics: dict) -> None:
         """Queue the epoch's metrics; a background thread sends them (in order, one request per
         epoch), so the training loop never waits for the store."""
-        if not self.enabled or self.run_id is None:
+        if not self.enabled or (self.run_id is None and self._pending is None):
             return
         self.epoch = epoch
         m = {k: float(v) for k, v in metrics.items()}
@@ -144,7 +213,12 @@ class TrackingSession:
             self.sender_cpu_s += time.thread_time() - cpu0
 
     def _send_now(self, rec: dict, epoch: int) -> None:
-        if len(self.spool) == 0 and not self._offline:
+        if self._pending is not None:  # no run yet: keep the epoch, create the run when the store answers
+            self.spool.add(rec)
+            if self._try_start():
+                self._offline = False
+                self._drain(force=True)
+        elif len(self.spool) == 0 and not self._offline:
             try:
                 self.tracker.log_metrics(rec["step"], rec["metrics"], rec["ts"])
             except TrackingRejectedError as e:
@@ -169,6 +243,8 @@ class TrackingSession:
 
     def _drain(self, force: bool = False) -> bool:
         """Send the spool oldest first; True when it is empty."""
+        if self._pending is not None:
+            return False
         if not len(self.spool):
             return True
         if self._offline and not force and time.monotonic() < self._next_probe:
@@ -197,7 +273,7 @@ class TrackingSession:
 
     # ------------------------------------------------------------------ artifacts
     def on_checkpoint(self, path, kind: str, epoch: int | None = None) -> None:
-        if not self.enabled or self.run_id is None:
+        if not self.enabled or (self.run_id is None and self._pending is None):
             return
         # the agent saves an epoch's checkpoints before it reports the epoch: it passes the epoch
         entry = (Path(path), self.epoch if epoch is None else int(epoch))
@@ -210,7 +286,7 @@ class TrackingSession:
         every = int(self.cfg["artifact_every"] or 0)
         if self._last_upload_epoch is None:
             self._last_upload_epoch = epoch - 1
-        if every <= 0 or self._offline or epoch - self._last_upload_epoch < every:
+        if every <= 0 or self._offline or self.run_id is None or epoch - self._last_upload_epoch < every:
             return
         if self._latest is None and self._best is None:
             return
@@ -261,7 +337,7 @@ class TrackingSession:
     # ------------------------------------------------------------------ end
     def end(self, status: str, error: str | None = None) -> None:
         """Send what is left and set the terminal status; bounded by ``end_timeout_s``."""
-        if self._ended or not self.enabled or self.run_id is None:
+        if self._ended or not self.enabled or (self.run_id is None and self._pending is None):
             return
         self._ended = True
         self.status, self._error = status, error
@@ -271,6 +347,13 @@ class TrackingSession:
             pass
         deadline = time.monotonic() + float(self.cfg["end_timeout_s"])
         left = {"metrics": True, "artifacts": True, "status": True}
+        if self.history:  # drawn now, while the whole history is here: `sync` sends it if the store is down
+            try:
+                from tracking.curves import plot_curves
+
+                plot_curves(self.history, self.run_dir / "curves.png")
+            except Exception as e:  # a plotting error never stops the end
+                _warn(f"curves.png not drawn ({type(e).__name__}: {e})")
         tags = {}
         if status == FAILED and error:
             tags["error"] = clip(error, MAX_TAG_VALUE)
@@ -279,6 +362,8 @@ class TrackingSession:
             tags["stop_reason"] = clip(error or "interrupted", MAX_TAG_VALUE)
         try:
             while True:
+                if self._pending is not None:
+                    self._try_start(force=True)
                 if left["metrics"] and self._drain(force=True):
                     left["metrics"] = False
                 if not left["metrics"] and left["artifacts"]:
@@ -309,8 +394,9 @@ class TrackingSession:
             pass
         if any(left.values()):
             self._write_end(status, left)
-            _warn(f"{redact(self.tracker.uri)} did not answer before the end: {len(self.spool)} epoch(s) of metrics"
-                  f"{', the artifacts' if left['artifacts'] else ''} and the final status {status} are kept in "
+            _warn(f"{redact(self.tracker.uri)} did not answer before the end: "
+                  f"{'the run itself (not created yet), ' if self._pending is not None else ''}{len(self.spool)} epoch(s) "
+                  f"of metrics{', the artifacts' if left['artifacts'] else ''} and the final status {status} are kept in "
                   f"{self.run_dir / 'tracking'}; send them with: python -m tracking sync {self.run_dir}")
         else:
             end_file = self.run_dir / "tracking" / "end.json"
@@ -349,12 +435,14 @@ class TrackingSession:
             self.end(FINISHED)
 
 
-def open_session(config: dict) -> TrackingSession:
+def open_session(config: dict, defer: bool = False) -> TrackingSession:
     """Connect to the store named by ``config['tracking']`` and create the experiment, before the
     simulator starts. Raises :class:`TrackingUnavailableError` (naming the URI) when the store
     cannot be reached and ``tracking.required`` is true; with ``required=false`` it says so and
-    returns a disabled session."""
+    returns a disabled session. ``defer=True`` (sweep trials): an unreachable store is no error;
+    the run is created when it answers (see the module docstring)."""
     t = dict(DEFAULTS, **(config.get("tracking") or {}))
+    t["defer_start"] = bool(defer)
     backend = str(t.get("backend") or "none").lower()
     if backend == "none":
         return TrackingSession(NullTracker(), t)
@@ -374,6 +462,11 @@ def open_session(config: dict) -> TrackingSession:
         tracker = tracker_cls(uri, t["http_retries"], t["http_timeout_s"], t["artifact_timeout_s"])
         tracker.connect(experiment)
     except TrackingUnavailableError as e:
+        if defer:
+            _warn(f"{e}: the run is created when the store answers")
+            session = TrackingSession(tracker, t, experiment)
+            session.connected = False
+            return session
         if t["required"]:
             raise TrackingUnavailableError(
                 f"{e}. Start the server, point tracking.uri=... or MLFLOW_TRACKING_URI at one that runs, "

@@ -12,14 +12,19 @@
 
 Before it returns, it checks that the training model, ``policy.pt`` with the npz normalization
 done by hand, and ``policy.onnx`` under onnxruntime give the same actions on a batch of random
-observations (tolerance 1e-5), and raises :class:`ExportCheckError` if not.
+observations (tolerance 1e-5), and raises :class:`ExportCheckError` if not. The files are written
+into a temporary folder beside ``out`` and moved into place only after that check passed: a
+failed export leaves ``out`` as it was (an earlier good export stays whole, never mixed).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -98,13 +103,23 @@ def _training_model(state: dict, meta: dict):
 
     network = {k: v for k, v in meta["network"].items() if v is not None}
     network["name"] = "actor_critic"
-    with contextlib.redirect_stdout(sys.stderr):  # rl_games prints while building; stdout stays JSON
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # rl_games prints while building
         model = ModelBuilder().load({"model": {"name": "continuous_a2c_logstd"}, "network": network})
         net = model.build({
             "actions_num": meta["actions"], "input_shape": (meta["obs"],), "num_seqs": 1, "value_size": 1,
             "normalize_value": meta.get("normalize_value", True), "normalize_input": meta.get("normalize_input", True),
         })
-    net.load_state_dict(state)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:  # torch lists every mismatch over many lines: one line, the first
+        import re
+
+        found = re.findall(r"size mismatch for ([\w.]+): copying a param with shape torch.Size\((\[[^\]]*\])\) from "
+                           r"checkpoint, the shape in current model is torch.Size\((\[[^\]]*\])\)", str(e))
+        what = (f"{found[0][0]} is {found[0][1]} in the checkpoint, {found[0][2]} in the network"
+                + (f" (and {len(found) - 1} more)" if len(found) > 1 else "")) if found else str(e).splitlines()[0]
+        raise ExportError(f"the checkpoint's weights do not fit its own network description "
+                          f"(mlp units {network.get('mlp', {}).get('units')}): {what}") from None
     return net.eval()
 
 
@@ -198,8 +213,35 @@ def export(checkpoint, out=None, batch: int = 256, seed: int = 0) -> dict:
         raise ExportError(f"checkpoint {str(checkpoint)!r} has NaN or infinite values in {', '.join(bad[:4])}"
                           f"{' ...' if len(bad) > 4 else ''} (the training diverged); export an earlier checkpoint")
     out = Path(out) if out else checkpoint.parent.parent / "export" / checkpoint.stem
-    out.mkdir(parents=True, exist_ok=True)
+    try:  # a checkpoint that cannot be rebuilt stops here, before any file is written
+        _training_model(state, meta)
+    except ExportError as e:
+        raise ExportError(f"checkpoint {str(checkpoint)!r}: {e}") from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        check = _write(tmp, ckpt, state, meta, checkpoint, batch, seed)
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"out": str(out), "files": sorted(p.name for p in out.iterdir()), **check}
 
+
+def _replace_dir(new: Path, out: Path) -> None:
+    """Put the folder ``new`` where ``out`` is, in two renames (the old one is removed after)."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+    os.replace(new, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write(out: Path, ckpt: dict, state: dict, meta: dict, checkpoint: Path, batch: int, seed: int) -> dict:
+    """The four files into ``out`` and their check (see the module docstring)."""
     if "running_mean_std.running_mean" in state:
         mean = state["running_mean_std.running_mean"].float()
         std = torch.sqrt(state["running_mean_std.running_var"].float() + NORM_EPS)
@@ -216,8 +258,7 @@ def export(checkpoint, out=None, batch: int = 256, seed: int = 0) -> dict:
                       dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}}, opset_version=17, dynamo=False)
     info = _policy_json(meta, checkpoint, int(ckpt.get("epoch", 0)))
     (out / "policy.json").write_text(json.dumps(info, indent=2))
-    check = check_export(out, state, meta, batch=batch, seed=seed)
-    return {"out": str(out), "files": sorted(p.name for p in out.iterdir()), **check}
+    return check_export(out, state, meta, batch=batch, seed=seed)
 
 
 def check_export(out: Path, state: dict, meta: dict, batch: int = 256, seed: int = 0) -> dict:
@@ -241,7 +282,7 @@ def check_export(out: Path, state: dict, meta: dict, batch: int = 256, seed: int
     err_onnx = float(np.abs(a_onnx - ref).max())
     if not (err_pt <= TOLERANCE and err_onnx <= TOLERANCE):
         raise ExportCheckError(
-            f"export check failed in {out}: max |policy.pt - model| = {err_pt:.3g}, max |policy.onnx - model| = "
+            f"export check failed: max |policy.pt - model| = {err_pt:.3g}, max |policy.onnx - model| = "
             f"{err_onnx:.3g} (tolerance {TOLERANCE:g}); do not deploy these files"
         )
     return {"check": "passed", "max_abs_err_policy_pt": err_pt, "max_abs_err_policy_onnx": err_onnx, "batch": batch}

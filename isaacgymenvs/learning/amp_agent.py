@@ -134,6 +134,7 @@ class AMPAgent(A2CAgent):
         self._unstable_window: list[tuple[float, float]] = []  # (blow-ups, resets) per recent epoch
         self._amp_buf = None
         self._valid_buf = None
+        self._stop_request: BaseException | None = None
         # rl_games' dataset slices the rollout in storage order; this one reshuffles every mini-epoch
         self.dataset = AMPDataset(self.batch_size, self.minibatch_size, self.is_discrete, self.is_rnn, self.ppo_device,
                                   self.seq_length)
@@ -466,6 +467,15 @@ class AMPAgent(A2CAgent):
         return ckpt
 
     # ------------------------------------------------------------------ loop
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_request is not None
+
+    def request_stop(self, exc: BaseException) -> None:
+        """Stop at the end of the epoch in progress (Ctrl+C, SIGTERM): its checkpoint is written,
+        then ``exc`` is raised, so nothing trained since the last saved epoch is lost."""
+        self._stop_request = exc
+
     def _check_unstable_share(self, metrics: dict) -> None:
         """Stop when more than ``max_unstable_share`` of the resets of the last epochs were blow-ups."""
         self._unstable_window.append((metrics["sim/unstable_envs"], metrics["episode/ended"]))
@@ -516,6 +526,13 @@ class AMPAgent(A2CAgent):
                     cb(best, "best", epoch)
             for obs in self.observers:
                 obs(epoch, self.frame, metrics)
+            if self._stop_request is not None:  # stopped by a signal: keep this epoch, then stop as asked
+                if not ((self.save_freq > 0 and epoch % self.save_freq == 0) or final):
+                    last_saved = self.save_checkpoint(nn_dir / f"{self.checkpoint_name}_{epoch}.pth")
+                    for cb in self.checkpoint_observers:
+                        cb(last_saved, "epoch", epoch)
+                print(f"stopping after epoch {epoch}: checkpoint {last_saved}", flush=True)
+                raise self._stop_request
             self._check_unstable_share(metrics)
             if out_of_time:
                 print(f"max_time_s={max_time:g} reached after epoch {epoch}")

@@ -32,7 +32,9 @@ CHOICES = {"lr_schedule": ("constant", "adaptive", "linear"), "sigma_scheme": ("
 class ConfigError(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__("invalid config:\n  - " + "\n  - ".join(problems))
+        # one problem: one line; several: one line each, all at once
+        super().__init__(f"invalid config: {problems[0]}" if len(problems) == 1 else
+                         "invalid config:\n  - " + "\n  - ".join(problems))
 
 
 def _type_ok(v, t) -> bool:
