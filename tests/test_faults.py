@@ -308,3 +308,20 @@ def test_sync_closes_the_runs_of_a_killed_sweep(tmp_path, server):
     assert parents[0]["info"]["status"] == "KILLED" and "RESUME=1" in parents[0]["tags"]["stop_reason"]
     lock = SweepLock(tmp_path / "out", "sigkill").acquire()  # stale: taken over
     lock.release()
+
+
+def test_promote_of_a_checkpoint_that_does_not_fit_is_one_line(tmp_path, server, monkeypatch, capsys):
+    from isaacgymenvs.promote import main as promote_main
+    from test_promote import fake_sweep
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    ckpt = trainer(tmp_path, "max_iterations=1", "train.params.config.eval_envs=0").train()
+    bad = torch.load(ckpt, weights_only=True)
+    bad["meta"]["network"]["mlp"]["units"] = [32, 32]
+    torch.save(bad, tmp_path / "shape.pth")
+    fake_sweep(server, tmp_path / "out", "shape", [(0.1, "FINISHED", tmp_path / "shape.pth")], tmp_path)
+    capsys.readouterr()
+    assert promote_main([f"storage={tmp_path / 'out'}", "sweep=shape"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "do not fit its own network description" in err[-1]
+    assert "nothing registered, champion unchanged" in err[-1] and not any("Traceback" in ln for ln in err)
