@@ -73,7 +73,6 @@ def max_time(spec: dict, time_attr: str, max_reports: int) -> float:
 
 
 def _scheduler(spec: dict, max_reports: int):
-    from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
 
     if spec["scheduler"] == "asha":
@@ -147,10 +146,8 @@ def _fmt_params(p: dict) -> str:
 def run_sweep(name: str = "default", resume: bool = False, storage_path: str | os.PathLike | None = None,
               set_: dict | None = None, tracking_uri: str | None = None, verbose: int = 1) -> dict:
     """Run (or resume) sweep ``name``; returns {"rows": [...], "best": row, "parent_run_id": ..., "path": ...}."""
-    from ray import tune
-
     from sweeps.space import load, normalize
-    from tracking import resolve_uri, sweep_runs
+    from tracking import resolve_uri
 
     spec = load(name) if isinstance(name, str) else normalize(dict(name))
     for k, v in (set_ or {}).items():

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,6 @@ from test_sweeps import (
 )
 from test_tracking import Server, _free_port, tags_of
 from test_train import TINY, cli, trainer
-
-MLP = [o for o in tiny_spec("x", 1, P[:1])["overrides"] if not o.startswith("train.params.network.rnn")]
-
 
 def mlp_spec(name: str, epochs: int, points: list[dict], **kw) -> dict:
     spec = tiny_spec(name, epochs, points, **kw)
@@ -56,6 +54,20 @@ def _wait(cond, what: str, timeout: float = SWEEP_TIMEOUT_S, proc: subprocess.Po
     raise AssertionError(f"waited for {what}: " + (log.read_text(errors="replace")[-3000:] if log and log.exists() else ""))
 
 
+@contextmanager
+def background_sweep(tmp_path, spec, server, name: str = "sweep.log"):
+    """``python -m sweeps`` running in its own process group; killed (SIGKILL) if still running at the end."""
+    log = tmp_path / name
+    with open(log, "wb") as out:
+        p = subprocess.Popen(sweep_cmd(tmp_path, spec, server), cwd=tmp_path, env=env_for(), stdout=out,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield p, log
+        finally:
+            if p.poll() is None:
+                _kill_group(p)
+
+
 def _kids(server, spec) -> int:
     try:
         return len(children(server, spec)[1])
@@ -70,20 +82,13 @@ def test_a_sweep_through_a_tracking_outage_loses_nothing(tmp_path, server):
     when the store is back, `make sweep RESUME=1` sends everything: trial 2's run is created with
     every epoch exactly once and its curves, and the parent run gets its results."""
     spec = mlp_spec("outage", epochs=4, points=P[:2], max_concurrent_trials=1)
-    spec["overrides"] = spec["overrides"] + ["tracking.probe_every_s=1"]
-    log = tmp_path / "sweep.log"
-    with open(log, "wb") as out:
-        p = subprocess.Popen(sweep_cmd(tmp_path, spec, server), cwd=tmp_path, env=env_for(), stdout=out,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            _wait(lambda: _kids(server, spec) == 1, "trial 1's run", proc=p, log=log)
-            server.kill()
-            work = tmp_path / "out" / "outage" / "trials"  # sweeps.trial.trial_work_root
-            spools = lambda: [s for s in work.glob("*/runs/*/tracking/spool.jsonl") if s.stat().st_size]  # noqa: E731
-            _wait(lambda: p.poll() is not None, "the sweep's end", proc=None, log=log)
-        finally:
-            if p.poll() is None:
-                _kill_group(p)
+    spec["overrides"] = spec["overrides"] + ["tracking.probe_every_s=1", "tracking.end_timeout_s=3"]
+    with background_sweep(tmp_path, spec, server) as (p, log):
+        _wait(lambda: _kids(server, spec) == 1, "trial 1's run", proc=p, log=log)
+        server.kill()
+        work = tmp_path / "out" / "outage" / "trials"  # sweeps.trial.trial_work_root
+        spools = lambda: [s for s in work.glob("*/runs/*/tracking/spool.jsonl") if s.stat().st_size]  # noqa: E731
+        _wait(lambda: p.poll() is not None, "the sweep's end", proc=None, log=log)
     first = log.read_text(errors="replace")
     assert p.returncode == 0, first[-4000:]
     assert "configurations by mean eval/score" in first and "Traceback" not in first.split("configurations by mean")[1]
@@ -138,20 +143,13 @@ def test_a_second_start_of_the_same_sweep_refuses_naming_the_holder(tmp_path):
 
 def test_two_sweeps_of_one_name_at_once(tmp_path, server):
     spec = mlp_spec("twice", epochs=3, points=P[:1])
-    log = tmp_path / "first.log"
-    with open(log, "wb") as out:
-        p = subprocess.Popen(sweep_cmd(tmp_path, spec, server), cwd=tmp_path, env=env_for(), stdout=out,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            _wait(lambda: (tmp_path / "out" / "twice.lock").exists(), "the first sweep's lock", proc=p, log=log)
-            r = subprocess.run(sweep_cmd(tmp_path, spec, server), cwd=tmp_path, env=env_for(), capture_output=True,
-                               text=True, timeout=120)
-            assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
-            assert f"pid {p.pid}" in r.stderr and "already running" in r.stderr
-            assert p.wait(timeout=SWEEP_TIMEOUT_S) == 0, log.read_text()[-3000:]
-        finally:
-            if p.poll() is None:
-                _kill_group(p)
+    with background_sweep(tmp_path, spec, server) as (p, log):
+        _wait(lambda: (tmp_path / "out" / "twice.lock").exists(), "the first sweep's lock", proc=p, log=log)
+        r = subprocess.run(sweep_cmd(tmp_path, spec, server), cwd=tmp_path, env=env_for(), capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert f"pid {p.pid}" in r.stderr and "already running" in r.stderr
+        assert p.wait(timeout=SWEEP_TIMEOUT_S) == 0, log.read_text()[-3000:]
     assert not (tmp_path / "out" / "twice.lock").exists()
     assert len(children(server, spec)[0]) == 1  # one parent: the second never started
 
@@ -245,7 +243,6 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and what in r.stderr, r.stderr
     # train.py on an untrusted pickle names its own key, not --trust
     from isaacgymenvs import assets
-    from test_train import REPO as _  # noqa: F401
 
     src = assets.asset_path("amp_humanoid/motions/amp_humanoid_walk.npy")
     copy = tmp_path / "mine.npy"
@@ -287,15 +284,10 @@ def test_sync_closes_the_runs_of_a_killed_sweep(tmp_path, server):
     `python -m tracking sync --sweep NAME` closes them KILLED (their processes are gone), and the
     stale lock does not stop a resume."""
     spec = mlp_spec("sigkill", epochs=50, points=P[:1])
-    log = tmp_path / "sweep.log"
-    with open(log, "wb") as out:
-        p = subprocess.Popen(sweep_cmd(tmp_path, spec, server), cwd=tmp_path, env=env_for(), stdout=out,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            _wait(lambda: _kids(server, spec) == 1 and steps(server, children(server, spec)[1][0]), "a trial's epochs",
-                  proc=p, log=log)
-        finally:
-            _kill_group(p)  # SIGKILL to the driver and its Ray workers
+    with background_sweep(tmp_path, spec, server) as (p, log):
+        _wait(lambda: _kids(server, spec) == 1 and steps(server, children(server, spec)[1][0]), "a trial's epochs",
+              proc=p, log=log)
+        _kill_group(p)  # SIGKILL to the driver and its Ray workers
     time.sleep(3)  # Ray's own processes notice their driver is gone
     parents, kids = children(server, spec)
     assert parents[0]["info"]["status"] == "RUNNING" and kids[0]["info"]["status"] == "RUNNING"

@@ -207,7 +207,8 @@ def test_command_line_errors_are_one_line(g1_assets, tmp_path):
 
     for arg, pattern in cases:
         r = subprocess.run([sys.executable, str(REPO / "isaacgymenvs" / "train.py"), "task=G1AMP", "headless=True",
-                            "tracking=none", arg], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+                            "tracking=none", "num_envs=2", arg], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=120)
         assert r.returncode == 2, (arg, r.stderr[-1500:])
         assert "Traceback" not in r.stderr and re.search(pattern, r.stderr), (arg, r.stderr[-1500:])
 

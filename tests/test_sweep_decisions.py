@@ -11,8 +11,10 @@ import torch
 
 from isaacgymenvs.learning.config_check import ConfigError
 from sweeps import analysis, space
-from test_sweeps import P, children, run_sweep, server, steps, tiny_spec  # noqa: F401 (server: the module's mlflow server)
+from test_sweeps import P, children, run_sweep, steps, tiny_spec
+from test_tracking import module_server
 
+server = module_server("sweep_decisions_mlflow")  # this module's own `mlflow server`
 H16 = {"train.params.config.bounds_loss_coef": 10, "train.params.config.horizon_length": 16, "sigma": "fixed",
        "train.params.config.seq_len": 4}
 H32 = {**H16, "train.params.config.horizon_length": 32}

@@ -131,6 +131,11 @@ def sync_sweep(name: str, storage=None, uri: str | None = None, timeout_s: float
         return 2
     state = json.loads(state_file.read_text())
     uri = _uri(uri, state["uri"])
+    try:  # one quick answer first: with the store down nothing below could go
+        sweep_runs.tracker(uri, state["experiment"])
+    except TrackingError as e:
+        say(f"the store did not answer ({str(e).splitlines()[0][:200]}): nothing sent")
+        return 1
     left = 0
     try:
         closed = close_orphans(uri, state["experiment"], state["parent_run_id"])
