@@ -6,7 +6,7 @@ VPIP    := $(VPY) -m pip
 STAMP   := $(VENV)/.installed
 TORCH   := torch==2.13.0
 
-.PHONY: install install-gpu warmup test assets train sweep clean-venv benchmark-cpu benchmark-gpu
+.PHONY: install install-gpu warmup test test-fast check assets train sweep clean-venv benchmark-cpu benchmark-gpu
 
 install: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPIP) install --quiet --upgrade pip
 	$(VPIP) install --quiet $(TORCH)
-	$(VPIP) install --quiet -e '.[test]'
+	$(VPIP) install --quiet -e '.[test,check]'
 	touch $(STAMP)
 
 # GPU machines: MuJoCo Warp on top of the CPU install.
@@ -39,8 +39,20 @@ RESUME  ?=
 sweep: install
 	$(VPY) -m sweeps $(SWEEP) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
+# The whole suite on every core (pytest-xdist), the slowest tests listed at the end.
 test: install
-	$(VPY) -m pytest tests
+	$(VPY) -m pytest tests -n auto --durations=15
+
+# The tests not marked `slow` (no training, sweep or server process): under 2 minutes on 2 cores.
+test-fast: install
+	$(VPY) -m pytest tests -m "not slow" -n auto --durations=10
+
+# The gate: lint, format, types of the typed core, the import contract (pyproject.toml holds each config).
+check: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 assets: install
 	$(VPY) -m isaacgymenvs.assets fetch
@@ -72,7 +84,7 @@ METRIC ?=
 FORCE  ?=
 .PHONY: promote
 promote: install
-	$(VPY) -m isaacgymenvs.promote sweep=$(SWEEP) $(if $(METRIC),metric=$(METRIC)) $(if $(filter 1 yes true,$(FORCE)),force=1)
+	$(VPY) -m sweeps.promote sweep=$(SWEEP) $(if $(METRIC),metric=$(METRIC)) $(if $(filter 1 yes true,$(FORCE)),force=1)
 
 # --- Docker (docker/README.md; README: "Running on a GPU server / a cluster") ---------------------
 # warmup-aot: `make warmup` without a GPU (the image build): record the task's MuJoCo Warp kernels on

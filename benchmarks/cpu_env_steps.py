@@ -38,8 +38,13 @@ def main() -> None:
         task.reset_done()
     dt = time.perf_counter() - t0
     res = {
-        "task": "HumanoidAMP", "backend": "mujoco (CPU)", "num_envs": a.num_envs, "steps": a.steps,
-        "env_steps_per_s": a.num_envs * a.steps / dt, "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+        "task": "HumanoidAMP",
+        "backend": "mujoco (CPU)",
+        "num_envs": a.num_envs,
+        "steps": a.steps,
+        "env_steps_per_s": a.num_envs * a.steps / dt,
+        "cpus": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
     }
     print(json.dumps(res, indent=2))
     if a.json:

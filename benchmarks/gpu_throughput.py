@@ -91,11 +91,21 @@ def physics(num_envs: int, steps: int, task: str = "HumanoidAMP") -> dict:
         quat[:, 0] = 1
         pos = z(num_envs, 3, device="cuda")
         pos[:, 2] = 0.89 if task == "HumanoidAMP" else float(model.key_qpos[0, 2])
-        dof0 = z(num_envs, D, device="cuda") if task == "HumanoidAMP" else torch.as_tensor(
-            model.key_qpos[0, 7:], dtype=torch.float32, device="cuda").expand(num_envs, -1).clone()
+        dof0 = (
+            z(num_envs, D, device="cuda")
+            if task == "HumanoidAMP"
+            else torch.as_tensor(model.key_qpos[0, 7:], dtype=torch.float32, device="cuda").expand(num_envs, -1).clone()
+        )
         ids = torch.arange(num_envs, device="cuda")
-        sim.write_state(ids, pos, quat, z(num_envs, 3, device="cuda"), z(num_envs, 3, device="cuda"),
-                        dof0, z(num_envs, D, device="cuda"))
+        sim.write_state(
+            ids,
+            pos,
+            quat,
+            z(num_envs, 3, device="cuda"),
+            z(num_envs, 3, device="cuda"),
+            dof0,
+            z(num_envs, D, device="cuda"),
+        )
         g = torch.Generator(device="cuda").manual_seed(0)
         targets = dof0 + 0.3 * torch.randn(steps, num_envs, D, device="cuda", generator=g)
         for k in range(5):
@@ -108,8 +118,13 @@ def physics(num_envs: int, steps: int, task: str = "HumanoidAMP") -> dict:
             sim.step()
         torch.cuda.synchronize()
         dt = time.perf_counter() - t
-    return {"task": task, "num_envs": num_envs, "substeps": sim.substeps, "env_steps_per_s": num_envs * steps / dt,
-            "peak_gpu_mem_gb": mem.peak / 1e9}
+    return {
+        "task": task,
+        "num_envs": num_envs,
+        "substeps": sim.substeps,
+        "env_steps_per_s": num_envs * steps / dt,
+        "peak_gpu_mem_gb": mem.peak / 1e9,
+    }
 
 
 def end_to_end(num_envs: int, epochs: int, extra=(), task: str = "HumanoidAMP") -> dict:
@@ -124,10 +139,20 @@ def end_to_end(num_envs: int, epochs: int, extra=(), task: str = "HumanoidAMP") 
         rates.append(m["perf/env_steps_per_s"])
 
     with initialize_config_dir(config_dir=train_mod.CFG_DIR, version_base="1.1"):
-        cfg = compose("config", overrides=[
-            f"task={task}", "headless=True", "sim=mujoco_warp", f"num_envs={num_envs}",
-            f"max_iterations={epochs}", "rl_device=cuda:0", "experiment=bench",
-        ] + (["tracking=none"] if (REPO / "cfg" / "tracking").exists() else []) + list(extra))
+        cfg = compose(
+            "config",
+            overrides=[
+                f"task={task}",
+                "headless=True",
+                "sim=mujoco_warp",
+                f"num_envs={num_envs}",
+                f"max_iterations={epochs}",
+                "rl_device=cuda:0",
+                "experiment=bench",
+            ]
+            + (["tracking=none"] if (REPO / "cfg" / "tracking").exists() else [])
+            + list(extra),
+        )
     with MemWatch() as mem:
         t = train_mod.Trainer(cfg, observers=[obs], runs_dir=tempfile.mkdtemp())
         t.build()
@@ -153,14 +178,23 @@ def main() -> None:
     p.add_argument("--physics-steps", type=int, default=200)
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--skip-compile", action="store_true")
-    p.add_argument("--also", nargs="*", default=[], help="extra end-to-end runs, each one override (e.g. task.sim.mujoco_timestep=0.008333)")
+    p.add_argument(
+        "--also",
+        nargs="*",
+        default=[],
+        help="extra end-to-end runs, each one override (e.g. task.sim.mujoco_timestep=0.008333)",
+    )
     p.add_argument("--cache", help="kernel cache folder for the cold start (default: a new temporary one)")
     p.add_argument("--json")
     a = p.parse_args()
     import torch
 
-    res = {"device": torch.cuda.get_device_name(0), "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv),
-           "task": a.task}
+    res = {
+        "device": torch.cuda.get_device_name(0),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": " ".join(sys.argv),
+        "task": a.task,
+    }
     if not a.skip_compile:
         cold = a.cache or tempfile.mkdtemp(prefix="warp-cold-")
         res["first_compile_s"] = start_time(a.envs[0], cold, a.task)

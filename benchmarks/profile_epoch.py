@@ -1,6 +1,6 @@
 """Where an AMP epoch spends its time on the GPU: play vs update, env step parts, cProfile top list.
 
-    python benchmarks/profile_epoch.py [--num-envs 4096] [--epochs 4]
+python benchmarks/profile_epoch.py [--num-envs 4096] [--epochs 4]
 """
 
 from __future__ import annotations
@@ -38,8 +38,14 @@ def main() -> None:
 
     from isaacgymenvs import train as train_mod
 
-    over = ["task=HumanoidAMP", "headless=True", "sim=mujoco_warp", f"num_envs={a.num_envs}",
-            f"max_iterations={a.epochs}", "rl_device=cuda:0"]
+    over = [
+        "task=HumanoidAMP",
+        "headless=True",
+        "sim=mujoco_warp",
+        f"num_envs={a.num_envs}",
+        f"max_iterations={a.epochs}",
+        "rl_device=cuda:0",
+    ]
     if (REPO / "cfg" / "tracking").exists():
         over.append("tracking=none")
     with initialize_config_dir(config_dir=train_mod.CFG_DIR, version_base="1.1"):
@@ -70,8 +76,10 @@ def main() -> None:
     sync()
     prof.disable()
     for i, m in enumerate(rows):
-        print(f"epoch {i + 1}: play {m['perf/play_time_s']:.3f}s update {m['perf/update_time_s']:.3f}s "
-              f"steps/s {m['perf/env_steps_per_s']:.0f}")
+        print(
+            f"epoch {i + 1}: play {m['perf/play_time_s']:.3f}s update {m['perf/update_time_s']:.3f}s "
+            f"steps/s {m['perf/env_steps_per_s']:.0f}"
+        )
     s = io.StringIO()
     pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(30)
     print(s.getvalue()[:9000])

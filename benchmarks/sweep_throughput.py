@@ -36,13 +36,23 @@ def main() -> None:
     kids = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     rows = []
     for r in kids:
-        h = sorted(c.get_metric_history(r.info.run_id, "perf/env_steps_per_s"), key=lambda m: m.step)[a.skip_epochs:]
+        h = sorted(c.get_metric_history(r.info.run_id, "perf/env_steps_per_s"), key=lambda m: m.step)[a.skip_epochs :]
         if not h:
             continue
-        rows.append({"run": r.info.run_name, "epochs": len(h) + a.skip_epochs, "mean_env_steps_per_s": sum(m.value for m in h) / len(h),
-                     "wall_s": (h[-1].timestamp - h[0].timestamp) / 1000})
-    out = {"experiment": a.experiment, "parent": parent.info.run_id, "trials": rows,
-           "aggregate_env_steps_per_s": sum(r["mean_env_steps_per_s"] for r in rows)}
+        rows.append(
+            {
+                "run": r.info.run_name,
+                "epochs": len(h) + a.skip_epochs,
+                "mean_env_steps_per_s": sum(m.value for m in h) / len(h),
+                "wall_s": (h[-1].timestamp - h[0].timestamp) / 1000,
+            }
+        )
+    out = {
+        "experiment": a.experiment,
+        "parent": parent.info.run_id,
+        "trials": rows,
+        "aggregate_env_steps_per_s": sum(r["mean_env_steps_per_s"] for r in rows),
+    }
     print(json.dumps(out, indent=2))
 
 

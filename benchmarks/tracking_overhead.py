@@ -42,10 +42,27 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 METRIC_KEYS = [
-    "disc/loss", "disc/grad_penalty", "disc/agent_logit", "disc/agent_replay_logit", "disc/demo_logit", "disc/agent_acc",
-    "disc/demo_acc", "reward/disc", "reward/disc_std", "reward/task", "episode/length", "loss/actor", "loss/critic",
-    "loss/bounds", "policy/sigma", "perf/env_steps_per_s", "perf/play_time_s", "perf/update_time_s",
-    "rollout/motion_nn_dist", "rollout/fall_rate", "episode/ended",
+    "disc/loss",
+    "disc/grad_penalty",
+    "disc/agent_logit",
+    "disc/agent_replay_logit",
+    "disc/demo_logit",
+    "disc/agent_acc",
+    "disc/demo_acc",
+    "reward/disc",
+    "reward/disc_std",
+    "reward/task",
+    "episode/length",
+    "loss/actor",
+    "loss/critic",
+    "loss/bounds",
+    "policy/sigma",
+    "perf/env_steps_per_s",
+    "perf/play_time_s",
+    "perf/update_time_s",
+    "rollout/motion_nn_dist",
+    "rollout/fall_rate",
+    "episode/ended",
 ]
 
 
@@ -72,9 +89,24 @@ def _start_server(root: Path):
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mlflow"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     log = open(root / "server.log", "ab")
-    p = subprocess.Popen(cmd + ["server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-                                "--default-artifact-root", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
-                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    p = subprocess.Popen(
+        cmd
+        + [
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--default-artifact-root",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -102,18 +134,31 @@ def _stop(p) -> None:
 
 def _ms(xs):
     xs = sorted(xs)
-    return {"mean_ms": 1e3 * statistics.fmean(xs), "p50_ms": 1e3 * xs[len(xs) // 2],
-            "p95_ms": 1e3 * xs[int(0.95 * (len(xs) - 1))], "max_ms": 1e3 * xs[-1]}
+    return {
+        "mean_ms": 1e3 * statistics.fmean(xs),
+        "p50_ms": 1e3 * xs[len(xs) // 2],
+        "p95_ms": 1e3 * xs[int(0.95 * (len(xs) - 1))],
+        "max_ms": 1e3 * xs[-1],
+    }
 
 
-def bench_store(uri: str, work: Path, epochs: int, n_metrics: int, ckpt_mb: float, sender: str = "process",
-                epoch_s: float = 0.62) -> dict:
+def bench_store(
+    uri: str, work: Path, epochs: int, n_metrics: int, ckpt_mb: float, sender: str = "process", epoch_s: float = 0.62
+) -> dict:
     from omegaconf import OmegaConf
 
     from tracking import open_session
 
-    config = OmegaConf.to_container(_compose("task=HumanoidAMP", f"tracking.uri={uri}", "tracking.experiment=overhead",
-                                             "tracking.artifact_every=0", f"tracking.sender={sender}"), resolve=True)
+    config = OmegaConf.to_container(
+        _compose(
+            "task=HumanoidAMP",
+            f"tracking.uri={uri}",
+            "tracking.experiment=overhead",
+            "tracking.artifact_every=0",
+            f"tracking.sender={sender}",
+        ),
+        resolve=True,
+    )
     run_dir = work / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
@@ -148,7 +193,7 @@ def bench_store(uri: str, work: Path, epochs: int, n_metrics: int, ckpt_mb: floa
     work(1_000_000)
     n_iter = int(1_000_000 * busy_s / (time.perf_counter() - t0))
     t0 = time.perf_counter()
-    for e in range(busy_epochs):
+    for _ in range(busy_epochs):
         work(n_iter)
     bare = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -170,11 +215,21 @@ def bench_store(uri: str, work: Path, epochs: int, n_metrics: int, ckpt_mb: floa
     t0 = time.perf_counter()
     session.end("FINISHED")
     t_end = time.perf_counter() - t0
-    return {"uri": uri.split("://")[0], "sender": sender, "epochs": epochs, "metrics_per_epoch": n_metrics, "per_epoch": _ms(times[5:]),
-            "flush_after_burst_s": t_flush,
-            "sender_thread_cpu_ms_per_epoch": sender_cpu_ms,
-            "busy_epoch_s": epoch_s, "loop_overhead_pct": 100.0 * (tracked - bare) / bare,
-            "open_s": t_open, "start_s": t_start, "artifact_upload_s": t_upload, "end_s": t_end}
+    return {
+        "uri": uri.split("://")[0],
+        "sender": sender,
+        "epochs": epochs,
+        "metrics_per_epoch": n_metrics,
+        "per_epoch": _ms(times[5:]),
+        "flush_after_burst_s": t_flush,
+        "sender_thread_cpu_ms_per_epoch": sender_cpu_ms,
+        "busy_epoch_s": epoch_s,
+        "loop_overhead_pct": 100.0 * (tracked - bare) / bare,
+        "open_s": t_open,
+        "start_s": t_start,
+        "artifact_upload_s": t_upload,
+        "end_s": t_end,
+    }
 
 
 def reference_epoch(num_envs: int = 256, epochs: int = 4) -> dict:
@@ -183,31 +238,53 @@ def reference_epoch(num_envs: int = 256, epochs: int = 4) -> dict:
 
     stamps = []
     with tempfile.TemporaryDirectory() as d:
-        cfg = _compose("task=HumanoidAMP", "headless=True", "sim=mujoco", f"num_envs={num_envs}", f"max_iterations={epochs}",
-                       "tracking=none", f"train.params.config.minibatch_size={num_envs * 16}",
-                       f"train.params.config.amp_minibatch_size={min(4096, num_envs * 16)}",
-                       "train.params.config.amp_obs_demo_buffer_size=20000", "train.params.config.amp_replay_buffer_size=100000")
+        cfg = _compose(
+            "task=HumanoidAMP",
+            "headless=True",
+            "sim=mujoco",
+            f"num_envs={num_envs}",
+            f"max_iterations={epochs}",
+            "tracking=none",
+            f"train.params.config.minibatch_size={num_envs * 16}",
+            f"train.params.config.amp_minibatch_size={min(4096, num_envs * 16)}",
+            "train.params.config.amp_obs_demo_buffer_size=20000",
+            "train.params.config.amp_replay_buffer_size=100000",
+        )
         t = train_mod.Trainer(cfg, observers=[lambda e, f, m: stamps.append(time.perf_counter())], runs_dir=d)
         t.build()
         t.train()
     per = [b - a for a, b in zip(stamps[:-1], stamps[1:])]
-    return {"num_envs": num_envs, "horizon_length": 16, "epoch_s": statistics.fmean(per),
-            "default_epoch_s_estimate": statistics.fmean(per) * 4096 / num_envs}
+    return {
+        "num_envs": num_envs,
+        "horizon_length": 16,
+        "epoch_s": statistics.fmean(per),
+        "default_epoch_s_estimate": statistics.fmean(per) * 4096 / num_envs,
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=300)
     p.add_argument("--metrics", type=int, default=40)
-    p.add_argument("--ckpt-mb", type=float, default=24.0, help="checkpoint size (default networks + Adam state: ~24 MB)")
-    p.add_argument("--epoch-s", type=float, default=0.62,
-                   help="length of the GIL-holding busy epochs (default: the H100 HumanoidAMP epoch at 4096 envs)")
+    p.add_argument(
+        "--ckpt-mb", type=float, default=24.0, help="checkpoint size (default networks + Adam state: ~24 MB)"
+    )
+    p.add_argument(
+        "--epoch-s",
+        type=float,
+        default=0.62,
+        help="length of the GIL-holding busy epochs (default: the H100 HumanoidAMP epoch at 4096 envs)",
+    )
     p.add_argument("--senders", default="thread,process")
     p.add_argument("--skip-training", action="store_true", help="do not measure the reference epoch")
     p.add_argument("--json")
     a = p.parse_args()
-    out = {"date": date.today().isoformat(), "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-           "python": platform.python_version(), "stores": {}}
+    out = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "python": platform.python_version(),
+        "stores": {},
+    }
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         (d / "srv").mkdir()
@@ -215,14 +292,22 @@ def main() -> None:
         senders = a.senders.split(",")
         try:
             for sender in senders:
-                out["stores"][f"server/{sender}"] = bench_store(url, d / f"w-server-{sender}", a.epochs, a.metrics, a.ckpt_mb,
-                                                                sender, a.epoch_s)
+                out["stores"][f"server/{sender}"] = bench_store(
+                    url, d / f"w-server-{sender}", a.epochs, a.metrics, a.ckpt_mb, sender, a.epoch_s
+                )
         finally:
             _stop(proc)
         (d / "mlruns").mkdir()
         for sender in senders:
-            out["stores"][f"sqlite/{sender}"] = bench_store(f"sqlite:///{d / 'mlruns' / 'mlflow.db'}", d / f"w-sqlite-{sender}",
-                                                            a.epochs, a.metrics, a.ckpt_mb, sender, a.epoch_s)
+            out["stores"][f"sqlite/{sender}"] = bench_store(
+                f"sqlite:///{d / 'mlruns' / 'mlflow.db'}",
+                d / f"w-sqlite-{sender}",
+                a.epochs,
+                a.metrics,
+                a.ckpt_mb,
+                sender,
+                a.epoch_s,
+            )
     if not a.skip_training:
         out["reference"] = reference_epoch()
         ep = out["reference"]["default_epoch_s_estimate"]

@@ -30,12 +30,19 @@ def plot(rows: list[dict], png: Path) -> None:
     ax[0].set_title("discriminator logits")
     ev = [r for r in rows if "eval/score" in r]  # the deterministic evaluation, every eval_every epochs
     ax[1].plot(t, [r["rollout/motion_nn_dist"] for r in rows], color="C3", alpha=0.5, label="rollout/motion_nn_dist")
-    ax[1].plot([r["wall_s"] / 60 for r in ev], [r["eval/motion_nn_dist"] for r in ev], "o-", color="C3",
-               label="eval/motion_nn_dist")
+    ax[1].plot(
+        [r["wall_s"] / 60 for r in ev],
+        [r["eval/motion_nn_dist"] for r in ev],
+        "o-",
+        color="C3",
+        label="eval/motion_nn_dist",
+    )
     ax[1].set_title("motion_nn_dist (lower is closer)")
     ax[1].legend(fontsize=8)
     ax[2].plot(t, [r["rollout/fall_rate"] for r in rows], color="C4", alpha=0.5, label="rollout/fall_rate")
-    ax[2].plot([r["wall_s"] / 60 for r in ev], [r["eval/fall_rate"] for r in ev], "o-", color="C4", label="eval/fall_rate")
+    ax[2].plot(
+        [r["wall_s"] / 60 for r in ev], [r["eval/fall_rate"] for r in ev], "o-", color="C4", label="eval/fall_rate"
+    )
     ax[2].plot([r["wall_s"] / 60 for r in ev], [r["eval/score"] for r in ev], "s-", color="C2", label="eval/score")
     ax[2].set_title("fall rate and eval/score")
     ax[2].legend(fontsize=8)
@@ -74,8 +81,16 @@ def main() -> None:
             train_mod.console_observer(epoch, frame, m)
 
     clip = a.clip or {"HumanoidAMP": "amp_humanoid_run.npy", "G1AMP": "amp_retarget/g1_from_amp_walk.csv"}[a.task]
-    base = [f"task={a.task}", "headless=True", "sim=mujoco_warp", "num_envs=4096", "rl_device=cuda:0",
-            f"task.env.motion_file={clip}", f"max_time_s={a.minutes * 60}", "max_iterations=100000"]
+    base = [
+        f"task={a.task}",
+        "headless=True",
+        "sim=mujoco_warp",
+        "num_envs=4096",
+        "rl_device=cuda:0",
+        f"task.env.motion_file={clip}",
+        f"max_time_s={a.minutes * 60}",
+        "max_iterations=100000",
+    ]
     if (REPO / "cfg" / "tracking").exists():
         base.append("tracking=none")
     with initialize_config_dir(config_dir=train_mod.CFG_DIR, version_base="1.1"):
@@ -86,14 +101,19 @@ def main() -> None:
     log.close()
     plot(rows, out / "curves.png")
     last = rows[-10:]
-    summary = {k: sum(r[k] for r in last) / len(last) for k in last[0]
-               if isinstance(last[0][k], float) and not k.startswith("eval/") and all(k in r for r in last)}
+    summary = {
+        k: sum(r[k] for r in last) / len(last)
+        for k in last[0]
+        if isinstance(last[0][k], float) and not k.startswith("eval/") and all(k in r for r in last)
+    }
     summary.update(epochs=rows[-1]["epoch"], frames=rows[-1]["frame"], minutes=rows[-1]["wall_s"] / 60)
     # over the whole run: blow-ups caught, updates skipped, and when the fall rate first went under 0.1
     summary["sim/unstable_envs_total"] = sum(r.get("sim/unstable_envs", 0.0) for r in rows)
     summary["loss/nonfinite_updates_total"] = sum(r.get("loss/nonfinite_updates", 0.0) for r in rows)
     first = next((r for r in rows if r["rollout/fall_rate"] < 0.1), None)
-    summary["first_fall_rate_below_0.1"] = None if first is None else {"epoch": first["epoch"], "minutes": first["wall_s"] / 60}
+    summary["first_fall_rate_below_0.1"] = (
+        None if first is None else {"epoch": first["epoch"], "minutes": first["wall_s"] / 60}
+    )
     evals = [r for r in rows if "eval/score" in r]
     if evals:  # the last deterministic evaluation, and its share of the wall time
         summary["last_eval"] = {k: evals[-1][k] for k in evals[-1] if k.startswith("eval/")}

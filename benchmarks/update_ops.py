@@ -54,10 +54,19 @@ def main() -> None:
 
     from isaacgymenvs import train as train_mod
 
-    over = ["task=HumanoidAMP", "headless=True", "sim=mujoco", "num_envs=64", "max_iterations=1",
-            "train.params.config.horizon_length=16", f"train.params.config.minibatch_size={a.minibatch}",
-            "train.params.config.amp_minibatch_size=256", "train.params.config.amp_obs_demo_buffer_size=4096",
-            "train.params.config.amp_replay_buffer_size=8192", "train.params.config.amp_batch_size=512"]
+    over = [
+        "task=HumanoidAMP",
+        "headless=True",
+        "sim=mujoco",
+        "num_envs=64",
+        "max_iterations=1",
+        "train.params.config.horizon_length=16",
+        f"train.params.config.minibatch_size={a.minibatch}",
+        "train.params.config.amp_minibatch_size=256",
+        "train.params.config.amp_obs_demo_buffer_size=4096",
+        "train.params.config.amp_replay_buffer_size=8192",
+        "train.params.config.amp_batch_size=512",
+    ]
     if (REPO / "cfg" / "tracking").exists():
         over.append("tracking=none")
     with initialize_config_dir(config_dir=train_mod.CFG_DIR, version_base="1.1"):

@@ -1,4 +1,4 @@
-"""Write the synthetic stress clips (tests/stress_clips.py) as pickle-free .npz clips plus a motion list.
+"""Write the synthetic stress clips (tests/helpers/stress_clips.py) as pickle-free .npz clips plus a motion list.
 
     python benchmarks/write_stress_clips.py --out DIR [--cases hip_flex_130 backflip ...]
 
@@ -15,16 +15,14 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # run as a script from the repository: its packages, and tests.helpers
 
 
 def main() -> None:
-    from stress_clips import STRESS_CASES, make_stress_clip
-
     from isaacgymenvs import characters
     from isaacgymenvs.motion.poselib import save_npz
     from isaacgymenvs.motion.skeleton import skeleton_from_model
+    from tests.helpers.stress_clips import STRESS_CASES, make_stress_clip
 
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)

@@ -87,10 +87,12 @@ def record_task(task: str, num_envs: int) -> dict:
     import torch
 
     from isaacgymenvs.sim.mujoco_warp import MujocoWarpBackend, init_warp
-    from isaacgymenvs.task_registry import TASKS, task_model
+    from isaacgymenvs.task_registry import UnknownTaskError, get_task, task_model
 
-    if task not in TASKS:
-        raise SystemExit(f"error: unknown task {task!r}; known: {sorted(TASKS)}")
+    try:
+        get_task(task)
+    except UnknownTaskError as e:
+        raise SystemExit(f"error: {e}") from None
     wp = init_warp()
     with recording_launches(wp) as seen:
         # isaacgymenvs/warmup.py's sequence, on the CPU and without a CUDA graph

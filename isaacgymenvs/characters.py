@@ -33,6 +33,7 @@ import mujoco
 import numpy as np
 
 from isaacgymenvs import assets
+from isaacgymenvs.sim.actuators import actuator_dof_index  # re-exported: characters.actuator_dof_index
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,13 @@ class CharacterSpec:
     marker_bodies: tuple[tuple[str, str, tuple[float, float, float]], ...] = ()
     #: Keyframe of ``mjcf`` holding the default standing pose (None: all joints at zero).
     default_keyframe: str | None = None
+    #: Asset folder of the character's bundled clips (a relative clip name is looked up there).
+    motion_dir: str = ""
+    #: File suffixes of the character's clip format (lower case; a ``.yaml`` motion list may name either).
+    clip_suffixes: tuple[str, ...] = (".npy", ".npz")
+    #: ``python -m isaacgymenvs.motion retarget --robot NAME`` that makes this character's clips from
+    #: AMP humanoid clips (None: no retargeting to it).
+    retarget_robot: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -64,6 +72,7 @@ HUMANOID = CharacterSpec(
     mjcf="amp_humanoid/amp_humanoid.xml",
     key_bodies=("right_hand", "left_hand", "right_foot", "left_foot"),
     contact_bodies=("right_foot", "left_foot"),
+    motion_dir="amp_humanoid/motions",
 )
 
 G1 = CharacterSpec(
@@ -77,6 +86,9 @@ G1 = CharacterSpec(
     # the centroid of the head_link mesh in the torso_link frame (motion/g1.py HEAD_OFFSET_IN_TORSO)
     marker_bodies=(("head", "torso_link", (0.0076509, 0.0000248, 0.3851318)),),
     default_keyframe="home",
+    motion_dir="unitree_g1/motions",
+    clip_suffixes=(".csv",),
+    retarget_robot="g1",
 )
 
 CHARACTERS = {"amp_humanoid": HUMANOID, "unitree_g1": G1}
@@ -160,8 +172,9 @@ def load_spec(character: CharacterSpec, variant: str = "train") -> mujoco.MjSpec
     return spec
 
 
-def load_model(character: CharacterSpec | str, variant: str = "train", pd_gains: dict | tuple | None = None,
-               torque_limit=None) -> mujoco.MjModel:
+def load_model(
+    character: CharacterSpec | str, variant: str = "train", pd_gains: dict | tuple | None = None, torque_limit=None
+) -> mujoco.MjModel:
     """Compile the prepared model of a character (see the module docstring); ``pd_gains``
     (joint-name pattern -> ``[kp, kd]``) sets the servo gains (:func:`apply_pd_gains`)."""
     if isinstance(character, str):
@@ -187,8 +200,10 @@ def pd_gains_per_joint(model: mujoco.MjModel, pd_gains: dict) -> tuple[np.ndarra
             rx = re.compile(str(pat))
         except re.error as e:
             raise ValueError(f"task.env.pdGains: {pat!r} is not a regular expression ({e})") from None
-        if not isinstance(kpkd, (list, tuple)) or len(kpkd) != 2 or not all(
-            isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in kpkd
+        if (
+            not isinstance(kpkd, (list, tuple))
+            or len(kpkd) != 2
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in kpkd)
         ):
             raise ValueError(f"task.env.pdGains[{pat!r}] must be [kp, kd] with finite kp, kd >= 0, got {kpkd!r}")
         pats[rx] = (float(kpkd[0]), float(kpkd[1]))
@@ -258,7 +273,7 @@ def default_pose(model: mujoco.MjModel, character: CharacterSpec) -> tuple[float
     if k < 0:
         raise ValueError(f"{character.mjcf} has no keyframe {character.default_keyframe!r}")
     qpos = model.key_qpos[k]
-    return float(qpos[2]), np.array(qpos[7:7 + D])
+    return float(qpos[2]), np.array(qpos[7 : 7 + D])
 
 
 def pd_gains_arrays(model: mujoco.MjModel) -> tuple[np.ndarray, np.ndarray]:
@@ -289,15 +304,3 @@ def hinge_dof_names(model: mujoco.MjModel) -> list[str]:
             raise ValueError(f"joint {model.joint(j).name!r} is not a hinge; only hinge DoFs are supported")
         names.append(model.joint(j).name)
     return names
-
-
-def actuator_dof_index(model: mujoco.MjModel) -> np.ndarray:
-    """For each actuator, the index of its joint among the hinge DoFs (transmission table)."""
-    free_dofs = int(sum(6 for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE))
-    out = np.empty(model.nu, dtype=np.int64)
-    for a in range(model.nu):
-        if model.actuator_trntype[a] != mujoco.mjtTrn.mjTRN_JOINT:
-            raise ValueError(f"actuator {model.actuator(a).name!r} does not drive a joint")
-        j = model.actuator_trnid[a, 0]
-        out[a] = model.jnt_dofadr[j] - free_dofs
-    return out

@@ -13,18 +13,27 @@
   state the physics cannot take (deep penetration, a joint far past its limit) shows here as a
   speed of tens or hundreds of rad/s, or as a warning; above ``max_step_speed`` fails.
 
-Imports: ``characters`` and ``motion`` (it sits above both; the CLI and tests call it).
+It also holds the command line ``python -m isaacgymenvs.motion {info,check,obs,convert,retarget}``
+(:func:`main`; ``motion/__main__.py`` forwards to it): its commands need the task's model
+(``characters``, ``task_registry``), the simulator and the task (``obs``), which the ``motion``
+package does not import. The kinematic work of each command is :mod:`isaacgymenvs.motion.clip_tools`.
+
+Imports: ``motion``, ``sim`` (``actuators``; ``make_backend`` for ``obs``), ``characters``,
+``task_registry`` and ``tasks`` (``obs``); it sits above all of them (the CLI and tests call it).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
-from isaacgymenvs.characters import actuator_dof_index
 from isaacgymenvs.motion.joint_angles import limit_excess
+from isaacgymenvs.sim.actuators import actuator_dof_index
 
 #: Radians a joint may lie past its range before ``check`` fails (genuine mocap excursions pass).
 LIMIT_TOL = 0.3
@@ -33,7 +42,11 @@ MAX_JOINT_SPEED = 30.0
 #: Largest joint speed (rad/s) one control step after a reference state was written.
 MAX_STEP_SPEED = 30.0
 
-_BAD_STATE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQPOS)
+_BAD_STATE_WARNINGS = (
+    mujoco.mjtWarning.mjWARN_BADQACC,
+    mujoco.mjtWarning.mjWARN_BADQVEL,
+    mujoco.mjtWarning.mjWARN_BADQPOS,
+)
 
 
 @dataclass
@@ -50,8 +63,14 @@ class Worst:
         return bool(np.isfinite(self.value) and self.value <= self.bound)
 
     def as_dict(self, unit: str) -> dict:
-        return {"max": round(float(self.value), 6), "unit": unit, "frame": self.frame, "joint": self.joint,
-                "bound": self.bound, "ok": self.ok}
+        return {
+            "max": round(float(self.value), 6),
+            "unit": unit,
+            "frame": self.frame,
+            "joint": self.joint,
+            "bound": self.bound,
+            "ok": self.ok,
+        }
 
 
 def _worst(values: np.ndarray, dof_names, bound: float) -> Worst:
@@ -77,8 +96,14 @@ def speed_report(dof_vel: np.ndarray, dof_names, bound: float = MAX_JOINT_SPEED)
     return _worst(np.abs(dof_vel), dof_names, bound).as_dict("rad/s")
 
 
-def step_report(model: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray, control_dt: float,
-                dof_names, bound: float = MAX_STEP_SPEED) -> dict:
+def step_report(
+    model: mujoco.MjModel,
+    qpos: np.ndarray,
+    qvel: np.ndarray,
+    control_dt: float,
+    dof_names,
+    bound: float = MAX_STEP_SPEED,
+) -> dict:
     """Write each state (``qpos [T, nq]``, ``qvel [T, nv]``: free joint velocity in MuJoCo's
     convention) and hold its joint angles as PD targets for one control step of ``control_dt``;
     report the largest joint speed afterwards and the frames MuJoCo flagged as unstable."""
@@ -115,8 +140,15 @@ def clip_states(clip) -> tuple[np.ndarray, np.ndarray]:
     return clip.qpos(), np.concatenate((clip.root_lin_vel, ang_b, clip.dof_vel), axis=1)
 
 
-def check_clip(clip, model: mujoco.MjModel, skeleton, control_dt: float, limit_tol: float = LIMIT_TOL,
-               max_joint_speed: float = MAX_JOINT_SPEED, max_step_speed: float = MAX_STEP_SPEED) -> dict:
+def check_clip(
+    clip,
+    model: mujoco.MjModel,
+    skeleton,
+    control_dt: float,
+    limit_tol: float = LIMIT_TOL,
+    max_joint_speed: float = MAX_JOINT_SPEED,
+    max_step_speed: float = MAX_STEP_SPEED,
+) -> dict:
     """The three reports of the module docstring for a clip in the model's coordinates."""
     names = list(skeleton.dof_names)
     qpos, qvel = clip_states(clip)
@@ -129,13 +161,251 @@ def check_clip(clip, model: mujoco.MjModel, skeleton, control_dt: float, limit_t
 
 def failure_line(path, report: dict) -> str | None:
     """One line naming the first failed check, the joint, the frame and the amount; None if all pass."""
-    what = {"limits": "past its range by", "speeds": "moves at", "step": "reaches, one control step after the reference state,"}
+    what = {
+        "limits": "past its range by",
+        "speeds": "moves at",
+        "step": "reaches, one control step after the reference state,",
+    }
     for key in ("limits", "speeds", "step"):
         r = report[key]
         if not r["ok"]:
             if key == "step" and r.get("unstable_count"):
-                return (f"{path}: {r['unstable_count']} reference states make MuJoCo unstable (first at frame "
-                        f"{r['unstable_frames'][0]}); the clip is not usable as it is")
-            return (f"{path}: joint {r['joint']} {what[key]} {r['max']:.3g} {r['unit']} at frame {r['frame']} "
-                    f"(bound {r['bound']:g}); see README 'Motion clips'")
+                return (
+                    f"{path}: {r['unstable_count']} reference states make MuJoCo unstable (first at frame "
+                    f"{r['unstable_frames'][0]}); the clip is not usable as it is"
+                )
+            return (
+                f"{path}: joint {r['joint']} {what[key]} {r['max']:.3g} {r['unit']} at frame {r['frame']} "
+                f"(bound {r['bound']:g}); see README 'Motion clips'"
+            )
     return None
+
+
+# ---------------------------------------------------------------------------------------
+# The command line: python -m isaacgymenvs.motion
+# ---------------------------------------------------------------------------------------
+# Every command prints JSON on stdout. Errors are one line on stderr naming the file and the
+# problem, with exit code 2. ``check`` exits 1 when the clip fails a check, with one line on stderr
+# naming the check, the worst joint, the frame and the amount (:func:`failure_line`).
+#
+# A ``.csv`` clip is a Unitree G1 clip (``unitree_g1/motions/FORMAT.md``): ``info`` and ``check``
+# read it with :mod:`isaacgymenvs.motion.g1` (fps from the motion manifest or ``--fps``).
+# ``retarget SOURCE --robot g1 --out OUT.csv`` turns an AMP humanoid clip into a G1 clip
+# (:mod:`isaacgymenvs.motion.retarget`).
+
+CLI_DESCRIPTION = (
+    "``python -m isaacgymenvs.motion {info,check,obs,convert,retarget} CLIP``: inspect, convert and retarget clips."
+)
+
+
+def _model_and_skeleton(character: str):
+    from isaacgymenvs import characters
+    from isaacgymenvs.motion.skeleton import skeleton_from_model
+
+    model = characters.load_model(character)
+    return model, skeleton_from_model(model)
+
+
+def _physics_checks(clip, task: str, args) -> dict:
+    """Limits, speeds and the one-step simulation of every reference state (:func:`check_clip`)."""
+    from isaacgymenvs.motion.skeleton import skeleton_from_model
+    from isaacgymenvs.task_registry import task_control_dt, task_model
+
+    model = task_model(task)
+    return check_clip(
+        clip,
+        model,
+        skeleton_from_model(model),
+        task_control_dt(task),
+        args.limit_tol,
+        args.max_joint_speed,
+        args.max_step_speed,
+    )
+
+
+def cmd_info(args) -> dict:
+    from isaacgymenvs.motion import clip_tools
+
+    if clip_tools.is_g1_csv(args.clip):
+        return clip_tools.g1_info(args.clip, args.fps)
+    from isaacgymenvs.motion.poselib import load_skeleton_motion
+
+    sm = load_skeleton_motion(args.clip, trust=args.trust)
+    model, skeleton = _model_and_skeleton(args.character)
+    return clip_tools.poselib_info(args.clip, sm, model, skeleton)
+
+
+def cmd_check(args) -> tuple[dict, int]:
+    from isaacgymenvs.motion import clip_tools
+    from isaacgymenvs.task_registry import task_for_clip
+
+    if clip_tools.is_g1_csv(args.clip):
+        out, _ = clip_tools.g1_check(args.clip, args.fps, args.tol, args.ground_tol)
+        from isaacgymenvs.motion import g1
+
+        out.update(_physics_checks(g1.load_g1_csv(args.clip, fps=args.fps), task_for_clip(args.clip).name, args))
+        out["ok"] = bool(out["ok"] and all(out[k]["ok"] for k in ("limits", "speeds", "step")))
+        return out, 0 if out["ok"] else 1
+    from isaacgymenvs.motion.clip import clip_from_skeleton_motion
+    from isaacgymenvs.motion.poselib import load_skeleton_motion
+
+    sm = load_skeleton_motion(args.clip, trust=args.trust)
+    model, skeleton = _model_and_skeleton(args.character)
+    clip = clip_from_skeleton_motion(sm, skeleton, model, ground="none")
+    fk = clip_tools.poselib_fk_errors(sm, clip, model, skeleton)
+    # the reference states as training writes them: with the task's ground correction
+    grounded = clip_from_skeleton_motion(sm, skeleton, model, ground=args.ground) if args.ground != "none" else clip
+    physics = _physics_checks(grounded, task_for_clip(args.clip).name, args)
+    out = {
+        "file": str(args.clip),
+        "frames": clip.num_frames,
+        "fps": clip.fps,
+        **fk,
+        "joint_limit_violations": clip.joint_limit_violations,
+        "tol_m": args.tol,
+        **physics,
+    }
+    out["ok"] = bool(fk["max_err_m"] <= args.tol and all(physics[k]["ok"] for k in ("limits", "speeds", "step")))
+    return out, 0 if out["ok"] else 1
+
+
+def cmd_obs(args) -> dict:
+    from isaacgymenvs.motion import clip_tools
+
+    clip_tools.reject_csv(args.clip, "obs")
+    import torch
+
+    from isaacgymenvs.motion.motion_lib import MotionLib
+    from isaacgymenvs.sim import make_backend
+    from isaacgymenvs.tasks.amp_task import AMPTask, AMPTaskConfig
+
+    model, skeleton = _model_and_skeleton(args.character)
+    lib = MotionLib.from_file(args.clip, skeleton, model, AMPTaskConfig.keyBodies, trust=args.trust, ground=args.ground)
+    clip = lib.clips[0]
+    if not 0 <= args.frame < clip.num_frames:
+        raise ValueError(f"{args.clip}: --frame must lie in [0, {clip.num_frames - 1}], got {args.frame}")
+    sim = make_backend("mujoco", model, 1, 1.0 / 30.0)
+    task = AMPTask(AMPTaskConfig(numEnvs=1), sim, lib, skeleton)
+    st = lib.get_motion_state(torch.zeros(1, dtype=torch.long), torch.tensor([args.frame / clip.fps]))
+    sim.write_state(
+        torch.tensor([0]), st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel
+    )
+    obs = task._sim_obs()[0]
+    return {
+        "file": str(args.clip),
+        "frame": args.frame,
+        "time_s": args.frame / clip.fps,
+        "layout": [{"name": n, "size": s} for n, s in task.obs_layout],
+        "obs": [round(float(x), 7) for x in obs],
+    }
+
+
+def cmd_convert(args) -> dict:
+    from isaacgymenvs.motion import clip_tools
+
+    return clip_tools.convert_clip(args.clip, args.out, args.bundled, args.trust)
+
+
+def cmd_retarget(args) -> dict:
+    from isaacgymenvs.motion import clip_tools
+
+    return clip_tools.retarget_clip(
+        args.clip,
+        args.out,
+        args.robot,
+        args.trust,
+        dedup=not args.no_dedup,
+        foot_clearance=not args.no_foot_clearance,
+        min_distance=args.min_distance,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m isaacgymenvs.motion", description=CLI_DESCRIPTION)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def add(name, help_):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("clip", help="a .npy (poselib) or .npz (converted) AMP humanoid clip, or a .csv G1 clip")
+        s.add_argument(
+            "--trust",
+            action="store_true",
+            help="allow loading a .npy pickle whose checksum is not a pinned upstream clip",
+        )
+        s.add_argument("--character", default="amp_humanoid")
+        return s
+
+    i = add("info", "frames, fps, duration, joints, root height range")
+    i.add_argument("--fps", type=float, help="G1 CSV: frame rate, when the file is not in the motion manifest")
+    c = add(
+        "check",
+        "compare MuJoCo body positions with the clip's own FK (G1 CSV: with the MotionLib's torch FK, plus "
+        "ground, manifest); joint limits, joint speeds, and every reference state stepped in MuJoCo",
+    )
+    c.add_argument("--tol", type=float, default=0.01, help="largest allowed body position error (m)")
+    c.add_argument(
+        "--limit-tol",
+        type=float,
+        default=LIMIT_TOL,
+        help="radians a joint may lie past its range (genuine mocap excursions pass; branch errors are radians)",
+    )
+    c.add_argument(
+        "--max-joint-speed", type=float, default=MAX_JOINT_SPEED, help="largest hinge rate of the clip (rad/s)"
+    )
+    c.add_argument(
+        "--max-step-speed",
+        type=float,
+        default=MAX_STEP_SPEED,
+        help="largest joint speed one control step after a reference state is written (rad/s)",
+    )
+    c.add_argument(
+        "--ground",
+        choices=("rolling_min", "none"),
+        default="rolling_min",
+        help="ground correction of the reference states stepped in the simulator (training's default)",
+    )
+    c.add_argument("--fps", type=float, help="G1 CSV: frame rate, when the file is not in the motion manifest")
+    c.add_argument("--ground-tol", type=float, default=0.02, help="G1 CSV: largest allowed foot depth below z = 0 (m)")
+    o = add("obs", "the task observation of a reference state written into the simulator")
+    o.add_argument("--frame", type=int, required=True)
+    o.add_argument("--ground", choices=("rolling_min", "none"), default="rolling_min")
+    v = add("convert", "write a pickle-free .npz")
+    v.add_argument("--out", help="output .npz (default: the clip's name with .npz)")
+    r = add("retarget", "retarget an AMP humanoid clip to a robot by keypoint IK; writes a CSV, prints quality JSON")
+    r.add_argument("--robot", choices=("g1",), default="g1")
+    r.add_argument("--out", required=True, help="output .csv (G1 CSV format, see unitree_g1/motions/FORMAT.md)")
+    r.add_argument(
+        "--no-dedup", action="store_true", help="keep every frame of a 60 fps clip that holds each pose twice"
+    )
+    r.add_argument(
+        "--no-foot-clearance",
+        action="store_true",
+        help="scale the ankle heights instead of keeping the source sole clearance",
+    )
+    r.add_argument(
+        "--min-distance", type=float, default=0.01, help="self-collision distance kept by the IK (m); 0: off"
+    )
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point of ``python -m isaacgymenvs.motion``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        from isaacgymenvs.task_registry import find_clip
+
+        clip, args.bundled = find_clip(args.clip)
+        args.clip = str(clip)
+        if args.cmd == "check":
+            out, code = cmd_check(args)
+            if code:
+                line = failure_line(args.clip, out) if all(k in out for k in ("limits", "speeds", "step")) else None
+                print(f"check failed: {line or str(args.clip) + ': see the JSON (fk, checks)'}", file=sys.stderr)
+        else:
+            cmds = {"info": cmd_info, "obs": cmd_obs, "convert": cmd_convert, "retarget": cmd_retarget}
+            out, code = cmds[args.cmd](args), 0
+    except (ValueError, FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, indent=None if args.cmd == "obs" else 2))
+    return code

@@ -1,8 +1,8 @@
 """Train, resume or play an AMP policy: the IsaacGymEnvs command line on MuJoCo.
 
-    python isaacgymenvs/train.py task=HumanoidAMP headless=True
-    python isaacgymenvs/train.py task=HumanoidAMP checkpoint=runs/<run>/nn/HumanoidAMP_50.pth   # resume
-    python isaacgymenvs/train.py task=HumanoidAMP test=True checkpoint=... num_envs=2        # play
+python isaacgymenvs/train.py task=HumanoidAMP headless=True
+python isaacgymenvs/train.py task=HumanoidAMP checkpoint=runs/<run>/nn/HumanoidAMP_50.pth   # resume
+python isaacgymenvs/train.py task=HumanoidAMP test=True checkpoint=... num_envs=2        # play
 """
 
 from __future__ import annotations
@@ -38,32 +38,55 @@ def _register_resolvers() -> None:
 _register_resolvers()
 
 
+def resolve_config(c: dict) -> tuple[list[str], list[str]]:
+    """``(problems, warnings)`` of a resolved config's key names (``isaacgymenvs.learning.config_check``):
+    an unknown key is a problem naming the closest known one, a duplicate of the ``sigma`` knob a
+    problem naming it, an IsaacGymEnvs key without effect here a warning (and removed from ``c``)."""
+    from isaacgymenvs.learning.config_check import check_config
+
+    return check_config(c)
+
+
+def resolve_sigma(sigma) -> tuple[str, float | None, list[str]]:
+    """The one action-noise knob, ``sigma=fixed|learned|<std>``: ``(scheme, std to set on restore
+    or None, problems)``. A number keeps IsaacGymEnvs' meaning (the std on restore) with the fixed
+    scheme; '' (older configs) means fixed."""
+    if sigma in ("fixed", "learned"):
+        return sigma, None, []
+    if sigma in ("", None):
+        return "fixed", None, []
+    try:
+        std = float(sigma)
+    except (TypeError, ValueError):
+        return (
+            "fixed",
+            None,
+            [f"sigma: must be 'fixed', 'learned' or a positive number (std on restore), got {sigma!r}"],
+        )
+    if not std > 0:
+        return "fixed", None, [f"sigma: a std must be positive, got {sigma!r}"]
+    return "fixed", std, []
+
+
 class Trainer:
     """Everything between a resolved config and a running agent; usable from Python (sweeps)."""
 
     def __init__(self, cfg: DictConfig | dict, observers=(), runs_dir: str = "runs"):
         import torch
 
-        from isaacgymenvs.learning.amp_agent import load_checkpoint_file
         from isaacgymenvs.learning.config_check import ConfigError, check_train_config
+        from isaacgymenvs.learning.learner import load_checkpoint_file
 
         self.cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
         c = OmegaConf.to_container(self.cfg, resolve=True)
         self.c = c
+        # key names first: unknown and replaced keys are problems, no-effect IsaacGymEnvs keys warnings (dropped)
+        problems, config_warnings = resolve_config(c)
         train_cfg = c["train"]["params"]["config"]
         net = c["train"]["params"]["network"]
         has_rnn = bool(net.get("rnn"))
-        sigma = c.get("sigma", "")
-        self.sigma_override = None
-        if sigma in ("fixed", "learned"):
-            train_cfg["sigma_scheme"] = sigma
-        elif sigma not in ("", None):
-            try:
-                self.sigma_override = float(sigma)
-            except (TypeError, ValueError):
-                raise ConfigError([f"sigma: must be 'fixed', 'learned' or a positive number (std on restore), got {sigma!r}"]) from None
-            if self.sigma_override <= 0:
-                raise ConfigError([f"sigma: a std must be positive, got {sigma!r}"])
+        sigma_scheme, self.sigma_override, sigma_problems = resolve_sigma(c.get("sigma", "fixed"))
+        problems += sigma_problems
         num_envs = int(c["task"]["env"]["numEnvs"])
         self.test = bool(c.get("test", False))
         if self.test:
@@ -72,15 +95,22 @@ class Trainer:
             train_cfg["amp_minibatch_size"] = train_cfg["minibatch_size"]
             if has_rnn:
                 train_cfg["seq_len"] = 1
-        problems = [] if num_envs >= 1 else [f"num_envs: must be at least 1, got {num_envs}"]
+        problems += [] if num_envs >= 1 else [f"num_envs: must be at least 1, got {num_envs}"]
         problems += check_train_config(train_cfg, num_envs, has_rnn)
         if c.get("sim") not in ("mujoco", "mujoco_warp"):
             problems.append(f"sim: must be mujoco or mujoco_warp, got {c.get('sim')!r}")
         if problems:
             raise ConfigError(problems)
+        for w in config_warnings:
+            print(w, file=sys.stderr)
+        # Set here, never in the YAML: the agent's sigma scheme from its one knob (sigma=)
+        train_cfg["sigma_scheme"] = sigma_scheme
         if not has_rnn:
-            print(f"warning: seq_len={train_cfg.get('seq_len')} has no effect with an MLP policy "
-                  "(it is the truncated-BPTT length of an LSTM policy: set train.params.network.rnn)", file=sys.stderr)
+            print(
+                f"warning: seq_len={train_cfg.get('seq_len')} has no effect with an MLP policy "
+                "(it is the truncated-BPTT length of an LSTM policy: set train.params.network.rnn)",
+                file=sys.stderr,
+            )
         self.checkpoint = c.get("checkpoint") or ""
         if self.checkpoint:
             load_checkpoint_file(self.checkpoint)  # fail before the simulator starts
@@ -124,11 +154,9 @@ class Trainer:
                 run, k = f"{stem}_{k}", k + 1
 
     def build(self):
-        from rl_games.common.algo_observer import DefaultAlgoObserver
-
-        from isaacgymenvs.learning.amp_agent import AMPAgent
-        from isaacgymenvs.learning.vecenv import AMPVecEnv
         from isaacgymenvs.learning.config_check import ConfigError
+        from isaacgymenvs.learning.rl_games_adapter import build_learner
+        from isaacgymenvs.learning.vecenv import AMPVecEnv
         from isaacgymenvs.motion.poselib import ClipError, UntrustedClipError
         from isaacgymenvs.tasks import make_task
 
@@ -139,35 +167,27 @@ class Trainer:
         try:
             task = make_task(c["task"]["name"], env_cfg, sim=c["sim"], device=self.sim_device, seed=self.seed)
         except UntrustedClipError as e:  # the fix on this command line is a config key, not --trust
-            raise ClipError(e.path, "a .npy clip is a pickle and can run code when loaded; add task.env.motion_trust=True "
-                                    "if you trust its source, or convert it once with `python -m isaacgymenvs.motion "
-                                    "convert --trust FILE` and train on the .npz") from None
+            raise ClipError(
+                e.path,
+                "a .npy clip is a pickle and can run code when loaded; add task.env.motion_trust=True "
+                "if you trust its source, or convert it once with `python -m isaacgymenvs.motion "
+                "convert --trust FILE` and train on the .npz",
+            ) from None
         except ClipError:
             raise  # names the clip file and what to do
         except ValueError as e:  # a task key the model or the checks refuse (pdGains, numObservations, ...)
             raise ConfigError([f"task {c['task']['name']}: {e}"]) from e
         self.vec_env = AMPVecEnv(task, self.rl_device)
         cfg = dict(self.train_cfg)
-        seq = cfg.pop("seq_len", None)
-        if seq is not None:
-            cfg["seq_length"] = seq  # rl_games >= 1.6.1 reads seq_length
-        cfg.pop("player", None)
-        from rl_games.common.tr_helpers import DefaultRewardsShaper
-
-        cfg["reward_shaper"] = DefaultRewardsShaper(**cfg.get("reward_shaper", {}))
         run = self._make_run_dir()
         self.run_dir = Path(self.runs_dir) / run
         cfg.update(
-            full_experiment_name=run,
-            train_dir=self.runs_dir,
             checkpoint_name=self.train_cfg["name"],
-            device=self.rl_device,
-            env_info=self.vec_env.get_env_info(),
-            vec_env=self.vec_env,
-            features={"observer": DefaultAlgoObserver()},
             disc_units=list(self.net.get("disc", {}).get("units", [1024, 512])),
             checkpoint_meta={
-                "task": c["task"]["name"], "obs": task.num_obs, "actions": task.num_actions,
+                "task": c["task"]["name"],
+                "obs": task.num_obs,
+                "actions": task.num_actions,
                 # enough to rebuild and export the policy without the run folder
                 "network": {k: v for k, v in self.net.items() if k != "disc"},
                 "normalize_input": bool(self.train_cfg.get("normalize_input", True)),
@@ -177,17 +197,16 @@ class Trainer:
                 "deploy": task.deploy_info(),
             },
         )
-        network = {k: v for k, v in self.net.items() if k not in ("disc", "name") and v is not None}
-        network["name"] = "actor_critic"
-        params = {
-            "seed": self.seed,
-            "algo": {"name": "a2c_continuous"},
-            "model": {"name": "continuous_a2c_logstd"},
-            "network": network,
-            "config": cfg,
-        }
-        self.agent = AMPAgent("run", params)
-        self.agent.observers = self.observers
+        self.agent = build_learner(
+            cfg,
+            self.net,
+            seed=self.seed,
+            run_name=run,
+            runs_dir=self.runs_dir,
+            device=self.rl_device,
+            vec_env=self.vec_env,
+            observers=self.observers,
+        )
         self.agent.evaluator = self._build_evaluator(c, env_cfg, task)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         from isaacgymenvs.utils.secrets import strip_credentials
@@ -209,10 +228,17 @@ class Trainer:
         if n <= 0 or self.test:
             return None
         seed = int(self.train_cfg.get("eval_seed", 0))
-        eval_task = make_task(c["task"]["name"], dict(env_cfg, numEnvs=n), sim=c["sim"], device=self.sim_device,
-                              seed=seed, motion_lib=task.motion_lib)
-        return Evaluator(AMPVecEnv(eval_task, self.rl_device), ref_size=int(self.train_cfg.get("eval_ref_size", 4096)),
-                         seed=seed)
+        eval_task = make_task(
+            c["task"]["name"],
+            dict(env_cfg, numEnvs=n),
+            sim=c["sim"],
+            device=self.sim_device,
+            seed=seed,
+            motion_lib=task.motion_lib,
+        )
+        return Evaluator(
+            AMPVecEnv(eval_task, self.rl_device), ref_size=int(self.train_cfg.get("eval_ref_size", 4096)), seed=seed
+        )
 
     def train(self):
         if self.agent is None:
@@ -279,8 +305,11 @@ def _install_signal_handlers() -> None:
     def _raise(exc: BaseException):
         target = _held["target"]
         if target is not None and not target.stop_requested:  # the first signal: finish and save the epoch
-            print(f"{exc}: stopping after the epoch in progress, with its checkpoint (again to stop at once)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{exc}: stopping after the epoch in progress, with its checkpoint (again to stop at once)",
+                file=sys.stderr,
+                flush=True,
+            )
             target.request_stop(exc)
             return
         if _held["depth"]:
@@ -308,8 +337,12 @@ def console_observer(epoch: int, frame: int, m: dict) -> None:
         f"r_disc {m['reward/disc']:.3f} | rollout nn_dist {m['rollout/motion_nn_dist']:.3f} fall {m['rollout/fall_rate']:.2f}"
         + (f" | unstable {m['sim/unstable_envs']:.0f}" if m.get("sim/unstable_envs") else "")
         + (f" | skipped updates {m['loss/nonfinite_updates']:.0f}" if m.get("loss/nonfinite_updates") else "")
-        + (f" | eval score {m['eval/score']:.3f} fall {m['eval/fall_rate']:.2f} survival {m['eval/survival']:.2f} "
-           f"nn_dist {m['eval/motion_nn_dist']:.2f}" if "eval/score" in m else ""),
+        + (
+            f" | eval score {m['eval/score']:.3f} fall {m['eval/fall_rate']:.2f} survival {m['eval/survival']:.2f} "
+            f"nn_dist {m['eval/motion_nn_dist']:.2f}"
+            if "eval/score" in m
+            else ""
+        ),
         flush=True,
     )
 
@@ -317,9 +350,7 @@ def console_observer(epoch: int, frame: int, m: dict) -> None:
 def tensorboard_observer(agent):
     def _obs(epoch: int, frame: int, m: dict) -> None:
         with _uninterrupted():
-            for k, v in m.items():
-                agent.writer.add_scalar(k, v, epoch)
-            agent.writer.flush()
+            agent.write_summary(epoch, m)
 
     return _obs
 
@@ -345,17 +376,11 @@ def play(trainer: Trainer, games_num: int, test_steps: int, headless: bool, vide
         from isaacgymenvs.video import VideoRecorder
 
         recorder = VideoRecorder(env.task.sim.model, video, fps=1.0 / env.task.dt)
-    agent.model.eval()
+    policy = agent.deterministic_policy(env.num_envs)  # mean actions; carries an LSTM's state
     obs = env.reset()
-    rnn = agent.model.get_default_rnn_state() if agent.is_rnn else None
     games, steps, falls = 0, 0, 0
     while True:
-        with torch.no_grad():
-            inp = {"is_train": False, "prev_actions": None, "obs": agent._preproc_obs(obs), "rnn_states": rnn}
-            res = agent.model(inp)
-            rnn = res.get("rnn_states", rnn)
-            actions = res["mus"]
-        obs, _, dones, infos = env.step(actions.clamp(-1, 1))
+        obs, _, dones, infos = env.step(policy(obs))
         steps += 1
         games += int(dones.sum())
         falls += int(infos["terminate"].sum())
@@ -377,8 +402,8 @@ def play(trainer: Trainer, games_num: int, test_steps: int, headless: bool, vide
 
 @hydra.main(version_base="1.1", config_path=CFG_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
-    from isaacgymenvs.learning.amp_agent import CheckpointError, SimulationUnstableError
     from isaacgymenvs.learning.config_check import ConfigError
+    from isaacgymenvs.learning.learner import CheckpointError, SimulationUnstableError
     from isaacgymenvs.motion.poselib import ClipError
     from isaacgymenvs.sim import BackendUnavailableError
     from isaacgymenvs.video import RenderUnavailableError
@@ -393,7 +418,9 @@ def main(cfg: DictConfig) -> None:
                 raise ConfigError(["test=True needs checkpoint=PATH"])
             trainer.build()
             player = trainer.train_cfg.get("player", {})
-            play(trainer, int(player.get("games_num", 10)), int(cfg.test_steps), bool(cfg.headless), str(cfg.video or ""))
+            play(
+                trainer, int(player.get("games_num", 10)), int(cfg.test_steps), bool(cfg.headless), str(cfg.video or "")
+            )
             return
         session = open_tracking(trainer)  # before the simulator starts
         trainer.observers.append(console_observer)
@@ -401,8 +428,15 @@ def main(cfg: DictConfig) -> None:
         trainer.agent.observers.append(tensorboard_observer(trainer.agent))
         last = run_training(trainer, session)
         print(f"checkpoint: {last}")
-    except (ConfigError, ClipError, CheckpointError, FileNotFoundError, BackendUnavailableError, TrackingError,
-            RenderUnavailableError) as e:
+    except (
+        ConfigError,
+        ClipError,
+        CheckpointError,
+        FileNotFoundError,
+        BackendUnavailableError,
+        TrackingError,
+        RenderUnavailableError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except SimulationUnstableError as e:  # the run failed (tracked as FAILED with this message)

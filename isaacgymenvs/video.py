@@ -21,14 +21,16 @@ def make_renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Rend
     except (mujoco.FatalError, RuntimeError) as e:
         raise RenderUnavailableError(
             f"cannot render a video: {e}. Run with MUJOCO_GL=egl (an NVIDIA or Mesa EGL driver) or "
-            "MUJOCO_GL=osmesa (CPU only) in the environment, or leave out video=") from e
+            "MUJOCO_GL=osmesa (CPU only) in the environment, or leave out video="
+        ) from e
 
 
 class VideoRecorder:
     """Collects frames of one character and writes them as a GIF at ``fps``."""
 
-    def __init__(self, model: mujoco.MjModel, path, fps: float = 15.0, width: int = 480, height: int = 360,
-                 camera: str = "side"):
+    def __init__(
+        self, model: mujoco.MjModel, path, fps: float = 15.0, width: int = 480, height: int = 360, camera: str = "side"
+    ):
         self.model = model
         self.path = Path(path)
         self.fps = fps

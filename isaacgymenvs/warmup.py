@@ -28,10 +28,12 @@ def main(argv=None) -> int:
 
     from isaacgymenvs.sim import BackendUnavailableError, check_backend
     from isaacgymenvs.sim.mujoco_warp import MujocoWarpBackend
-    from isaacgymenvs.task_registry import TASKS, task_model
+    from isaacgymenvs.task_registry import UnknownTaskError, get_task, task_model
 
-    if a.task not in TASKS:
-        print(f"error: unknown task {a.task!r}; known: {sorted(TASKS)}", file=sys.stderr)
+    try:
+        get_task(a.task)
+    except UnknownTaskError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     try:
         check_backend("mujoco_warp", a.device)
@@ -41,15 +43,29 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     sim = MujocoWarpBackend(task_model(a.task), a.num_envs, 1 / 30, device=a.device)
     ids = torch.arange(a.num_envs, device=sim.device)
-    sim.write_state(ids, sim.root_pos_w.clone(), sim.root_quat_w.clone(), sim.root_lin_vel_w.clone(),
-                    sim.root_ang_vel_w.clone(), sim.dof_pos.clone(), sim.dof_vel.clone())
+    sim.write_state(
+        ids,
+        sim.root_pos_w.clone(),
+        sim.root_quat_w.clone(),
+        sim.root_lin_vel_w.clone(),
+        sim.root_ang_vel_w.clone(),
+        sim.dof_pos.clone(),
+        sim.dof_vel.clone(),
+    )
     sim.step()
     if sim.device.type == "cuda":
         torch.cuda.synchronize()
     import warp as wp
 
-    print(json.dumps({"task": a.task, "seconds": round(time.perf_counter() - t, 2),
-                      "kernel_cache": str(wp.config.kernel_cache_dir)}))
+    print(
+        json.dumps(
+            {
+                "task": a.task,
+                "seconds": round(time.perf_counter() - t, 2),
+                "kernel_cache": str(wp.config.kernel_cache_dir),
+            }
+        )
+    )
     return 0
 
 

@@ -13,7 +13,9 @@ def main(argv=None) -> int:
     ap.add_argument("name", nargs="?", default="default", help="cfg/sweep/<name>.yaml or a path to a sweep file")
     ap.add_argument("--resume", action="store_true", help="continue the interrupted sweep in its storage path")
     ap.add_argument("--storage", default=None, help="Ray storage path (default: sweeps_out/)")
-    ap.add_argument("--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI, else the embedded one)")
+    ap.add_argument(
+        "--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI, else the embedded one)"
+    )
     ap.add_argument("--check", action="store_true", help="only check the search space")
     a = ap.parse_args(argv)
     try:

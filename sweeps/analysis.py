@@ -36,11 +36,20 @@ def configurations(rows: list[dict], mode: str) -> list[dict]:
     for key, rs in groups.items():
         vals = np.array([r["metric"] for r in rs])
         best = (max if mode == "max" else min)(rs, key=lambda r: r["metric"])
-        out.append({"params": {k: v for k, v in rs[0]["params"].items() if k != "seed"},
-                    "seeds": [r["params"].get("seed") for r in rs], "n": len(rs),
-                    "mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(rs) > 1 else 0.0,
-                    "values": vals.tolist(), "best_trial": best["trial"], "best_value": float(best["metric"]),
-                    "best_mlflow_run_id": best.get("mlflow_run_id", ""), "key": key})
+        out.append(
+            {
+                "params": {k: v for k, v in rs[0]["params"].items() if k != "seed"},
+                "seeds": [r["params"].get("seed") for r in rs],
+                "n": len(rs),
+                "mean": float(vals.mean()),
+                "std": float(vals.std(ddof=1)) if len(rs) > 1 else 0.0,
+                "values": vals.tolist(),
+                "best_trial": best["trial"],
+                "best_value": float(best["metric"]),
+                "best_mlflow_run_id": best.get("mlflow_run_id", ""),
+                "key": key,
+            }
+        )
     out.sort(key=lambda c: c["mean"], reverse=(mode == "max"))
     return out
 
@@ -69,7 +78,9 @@ def dimension_effects(rows: list[dict], dims: list[str], seed: int = 0) -> list[
                 values.append(v)
         if len(values) < 2:
             continue
-        groups = {str(v): np.array([r["metric"] for r in ranked if str(r["params"].get(dim)) == str(v)]) for v in values}
+        groups = {
+            str(v): np.array([r["metric"] for r in ranked if str(r["params"].get(dim)) == str(v)]) for v in values
+        }
         base = str(values[0])
         for v in values:
             g = groups[str(v)]
@@ -84,7 +95,7 @@ def dimension_effects(rows: list[dict], dims: list[str], seed: int = 0) -> list[
 def effects_table(effects: list[dict], metric: str) -> str:
     lines = [f"{'dimension':<34} {'value':>10} {'n':>3} {'mean ' + metric:>24} {'vs first value (95% CI)':>36}"]
     for e in effects:
-        d = (f"{e['diff']:+.4g} [{e['ci_low']:+.4g}, {e['ci_high']:+.4g}]" if "diff" in e else "(baseline)")
+        d = f"{e['diff']:+.4g} [{e['ci_low']:+.4g}, {e['ci_high']:+.4g}]" if "diff" in e else "(baseline)"
         lines.append(f"{e['dimension']:<34} {str(e['value']):>10} {e['n']:>3} {e['mean']:>24.4g} {d:>36}")
     return "\n".join(lines)
 
@@ -105,12 +116,18 @@ def optuna_importances(rows: list[dict], space: dict, mode: str) -> dict[str, fl
     dists = {}
     for k, d in space.items():
         kind, v = next(iter(d.items()))
-        dists[k] = (FloatDistribution(float(v[0]), float(v[1]), log=(kind == "loguniform"))
-                    if kind in ("uniform", "loguniform") else CategoricalDistribution([str(x) for x in v]))
+        dists[k] = (
+            FloatDistribution(float(v[0]), float(v[1]), log=(kind == "loguniform"))
+            if kind in ("uniform", "loguniform")
+            else CategoricalDistribution([str(x) for x in v])
+        )
     trials = []
     for r in _ranked(rows):
-        params = {k: (float(r["params"][k]) if isinstance(dists[k], FloatDistribution) else str(r["params"][k]))
-                  for k in dists if k in r["params"]}
+        params = {
+            k: (float(r["params"][k]) if isinstance(dists[k], FloatDistribution) else str(r["params"][k]))
+            for k in dists
+            if k in r["params"]
+        }
         if len(params) == len(dists):
             trials.append(optuna.trial.create_trial(params=params, distributions=dists, value=float(r["metric"])))
     if len(trials) < 2:
@@ -144,14 +161,22 @@ def plot_effects(rows: list[dict], effects: list[dict], metric: str, path: Path)
             ax.scatter([i] * len(ys), ys, color="C0", alpha=0.6, s=18)
             ax.plot([i - 0.25, i + 0.25], [e["mean"]] * 2, color="C3", lw=2)
             if "diff" in e:  # the interval of the difference, drawn around this value's mean
-                ax.errorbar([i + 0.3], [e["mean"]], yerr=[[e["diff"] - e["ci_low"]], [e["ci_high"] - e["diff"]]],
-                            fmt="none", ecolor="C3", capsize=3)
+                ax.errorbar(
+                    [i + 0.3],
+                    [e["mean"]],
+                    yerr=[[e["diff"] - e["ci_low"]], [e["ci_high"] - e["diff"]]],
+                    fmt="none",
+                    ecolor="C3",
+                    capsize=3,
+                )
                 ax.annotate(f"{e['diff']:+.3g}", (i, e["mean"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
         ax.set_xticks(range(len(labels)), labels)
         ax.set_title(dim.rsplit(".", 1)[-1], fontsize=10)
         ax.set_ylabel(metric if ax is axes[0][0] else "")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"what each dimension did ({metric}; bars: {LEVEL:.0%} bootstrap interval of the difference)", fontsize=9)
+    fig.suptitle(
+        f"what each dimension did ({metric}; bars: {LEVEL:.0%} bootstrap interval of the difference)", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

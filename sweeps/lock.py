@@ -52,11 +52,16 @@ class SweepLock:
                 if not h:  # being written this instant
                     time.sleep(0.2)
                     continue
-                where = (f"host {h.get('host')}, pid {h.get('pid')}, since {h.get('since')}"
-                         if h.get("host") else "unknown holder")
+                where = (
+                    f"host {h.get('host')}, pid {h.get('pid')}, since {h.get('since')}"
+                    if h.get("host")
+                    else "unknown holder"
+                )
                 extra = "" if h.get("host") == me["host"] else f"; if that machine's sweep is gone, remove {self.path}"
-                raise SweepLocked(f"sweep {self.name!r} is already running in {self.path.parent} ({where}): wait for it, "
-                                  f"or stop it (Ctrl+C) and `make sweep SWEEP={self.name} RESUME=1`{extra}")
+                raise SweepLocked(
+                    f"sweep {self.name!r} is already running in {self.path.parent} ({where}): wait for it, "
+                    f"or stop it (Ctrl+C) and `make sweep SWEEP={self.name} RESUME=1`{extra}"
+                ) from None
             with os.fdopen(fd, "w") as f:
                 f.write(json.dumps(me))
             self.held = True

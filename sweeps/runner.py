@@ -1,7 +1,7 @@
 """The sweep driver: check the space, create the MLflow parent run, run (or restore) the Tuner, print the table.
 
-    python -m sweeps default            # cfg/sweep/default.yaml
-    python -m sweeps default --resume   # continue an interrupted sweep (same MLflow runs)
+python -m sweeps default            # cfg/sweep/default.yaml
+python -m sweeps default --resume   # continue an interrupted sweep (same MLflow runs)
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ DEFAULT_STORAGE = REPO / "sweeps_out"
 def _distribution(kind: str, v):
     from ray import tune
 
-    return {"grid": tune.grid_search, "choice": tune.choice}[kind](list(v)) if kind in ("grid", "choice") else (
-        tune.uniform(*v) if kind == "uniform" else tune.loguniform(*v))
+    return (
+        {"grid": tune.grid_search, "choice": tune.choice}[kind](list(v))
+        if kind in ("grid", "choice")
+        else (tune.uniform(*v) if kind == "uniform" else tune.loguniform(*v))
+    )
 
 
 def param_space(spec: dict) -> dict:
@@ -43,7 +46,9 @@ def param_space(spec: dict) -> dict:
     dims = {}
     for k, d in (spec.get("space") or {}).items():
         kind, v = next(iter(d.items()))
-        dims[to_ray_key(k)] = _distribution(kind if not (kind == "grid" and spec["search"] == "optuna") else "choice", v)
+        dims[to_ray_key(k)] = _distribution(
+            kind if not (kind == "grid" and spec["search"] == "optuna") else "choice", v
+        )
     for k, d in (spec.get("pbt_mutations") or {}).items():  # PBT needs a starting value in the config
         if to_ray_key(k) not in dims and not any(k in p for p in spec.get("points") or []):
             kind, v = next(iter(d.items()))
@@ -81,10 +86,17 @@ def _scheduler(spec: dict, max_reports: int):
         max_t = max_time(spec, unit, max_reports)
         grace = float(a.get("grace_period", 1))
         if grace > max_t:  # a shortened run (less than the grace period): no early stopping
-            print(f"sweep: asha.grace_period={grace:g} {unit} > the {max_t:g} {unit} of a trial; using {max_t:g}", flush=True)
+            print(
+                f"sweep: asha.grace_period={grace:g} {unit} > the {max_t:g} {unit} of a trial; using {max_t:g}",
+                flush=True,
+            )
             grace = max_t
-        return ASHAScheduler(time_attr=TIME_ATTRS[unit], max_t=max_t, grace_period=grace,
-                             reduction_factor=float(a.get("reduction_factor", 2)))
+        return ASHAScheduler(
+            time_attr=TIME_ATTRS[unit],
+            max_t=max_t,
+            grace_period=grace,
+            reduction_factor=float(a.get("reduction_factor", 2)),
+        )
     if spec["scheduler"] == "pbt":
         p = dict(spec.get("pbt") or {})
         unit = p.get("time_attr", "reports")
@@ -93,9 +105,14 @@ def _scheduler(spec: dict, max_reports: int):
             kind, v = next(iter(d.items()))
             muts[to_ray_key(k)] = _distribution("choice" if kind == "grid" else kind, v)
         # checkpoints come with every report, whatever the time attribute counts (ray#27170)
-        return PopulationBasedTraining(time_attr=TIME_ATTRS[unit], perturbation_interval=float(p.get("perturbation_interval", 2)),
-                                       hyperparam_mutations={"p": muts}, quantile_fraction=float(p.get("quantile_fraction", 0.25)),
-                                       resample_probability=float(p.get("resample_probability", 0.25)), synch=bool(p.get("synch", False)))
+        return PopulationBasedTraining(
+            time_attr=TIME_ATTRS[unit],
+            perturbation_interval=float(p.get("perturbation_interval", 2)),
+            hyperparam_mutations={"p": muts},
+            quantile_fraction=float(p.get("quantile_fraction", 0.25)),
+            resample_probability=float(p.get("resample_probability", 0.25)),
+            synch=bool(p.get("synch", False)),
+        )
     return FIFOScheduler()
 
 
@@ -107,7 +124,9 @@ def _search(spec: dict):
 
         return OptunaSearch(**dict(spec.get("optuna") or {}))
     except (ImportError, AssertionError) as e:
-        raise SystemExit(f"search: optuna needs the optuna package (installed by `make install`; or pip install optuna==5.0.0): {e}") from None
+        raise SystemExit(
+            f"search: optuna needs the optuna package (installed by `make install`; or pip install optuna==5.0.0): {e}"
+        ) from None
 
 
 def init_ray(num_cpus: int | None = None):
@@ -120,8 +139,13 @@ def init_ray(num_cpus: int | None = None):
         ray.init(address=address, log_to_driver=True)  # a cluster started with `ray start`
     else:
         # a private local Ray, no dashboard (what it listens on: README, "Ray, local and multi-node")
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
-                 configure_logging=True, logging_level="WARNING")
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count(),
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            configure_logging=True,
+            logging_level="WARNING",
+        )
 
 
 def _trainable(spec: dict, sweep_cfg: dict):
@@ -143,8 +167,14 @@ def _fmt_params(p: dict) -> str:
     return " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in p.items())
 
 
-def run_sweep(name: str = "default", resume: bool = False, storage_path: str | os.PathLike | None = None,
-              set_: dict | None = None, tracking_uri: str | None = None, verbose: int = 1) -> dict:
+def run_sweep(
+    name: str = "default",
+    resume: bool = False,
+    storage_path: str | os.PathLike | None = None,
+    set_: dict | None = None,
+    tracking_uri: str | None = None,
+    verbose: int = 1,
+) -> dict:
     """Run (or resume) sweep ``name``; returns {"rows": [...], "best": row, "parent_run_id": ..., "path": ...}."""
     from sweeps.space import load, normalize
     from tracking import resolve_uri
@@ -186,8 +216,10 @@ def require_store(uri: str, experiment: str) -> None:
     try:
         sweep_runs.tracker(uri, experiment)
     except TrackingError as e:
-        raise SweepError(f"the tracking store {redact(uri)} does not answer ({str(e).splitlines()[0][:200]}): start it, "
-                         "or pass --tracking-uri (MLFLOW_TRACKING_URI) for one that runs; nothing was started or moved") from None
+        raise SweepError(
+            f"the tracking store {redact(uri)} does not answer ({str(e).splitlines()[0][:200]}): start it, "
+            "or pass --tracking-uri (MLFLOW_TRACKING_URI) for one that runs; nothing was started or moved"
+        ) from None
 
 
 def _run_locked(spec, combos, uri, storage, exp_dir, state_file, state, t0, verbose) -> dict:
@@ -208,40 +240,79 @@ def _run_locked(spec, combos, uri, storage, exp_dir, state_file, state, t0, verb
         parent, spec = state["parent_run_id"], normalize(state["spec"])  # the sweep as it started
         print(f"sweep {spec['name']}: resuming {exp_dir} (MLflow parent run {parent})", flush=True)
         _sync_pending(spec, storage, uri)  # what an outage or a killed driver left: sent, orphans closed
-        tuner = Tuner.restore(str(exp_dir), _trainable(spec, _sweep_cfg(spec, parent, uri, trial_work_root(exp_dir))), resume_unfinished=True,
-                              resume_errored=False, restart_errored=False)
+        tuner = Tuner.restore(
+            str(exp_dir),
+            _trainable(spec, _sweep_cfg(spec, parent, uri, trial_work_root(exp_dir))),
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+        )
     else:
         if exp_dir.exists():
             old = exp_dir.with_name(f"{exp_dir.name}.{time.strftime('%Y%m%d-%H%M%S')}")
             shutil.move(str(exp_dir), old)
             print(f"sweep {spec['name']}: the previous sweep moved to {old}", flush=True)
         exp_dir.mkdir(parents=True)
-        (exp_dir.parent / f"{spec['name']}.sweep.yaml").write_text(strip_credentials(yaml.safe_dump(spec, sort_keys=False)))
-        parent = sweep_runs.start_parent(uri, spec["experiment"], spec["name"],
-                                         {"metric": spec["metric"], "mode": spec["mode"], "search": spec["search"],
-                                          "scheduler": spec["scheduler"], "trials": len(combos) * int(spec["num_samples"]),
-                                          "overrides": strip_credentials(" ".join(spec["overrides"]))},
-                                         {"storage_path": str(exp_dir)})
-        _write_private(state_file, strip_credentials(json.dumps({"parent_run_id": parent, "uri": uri,
-                                                                 "experiment": spec["experiment"], "spec": spec,
-                                                                 "trial_work_dir": str(trial_work_root(exp_dir))})))
+        (exp_dir.parent / f"{spec['name']}.sweep.yaml").write_text(
+            strip_credentials(yaml.safe_dump(spec, sort_keys=False))
+        )
+        parent = sweep_runs.start_parent(
+            uri,
+            spec["experiment"],
+            spec["name"],
+            {
+                "metric": spec["metric"],
+                "mode": spec["mode"],
+                "search": spec["search"],
+                "scheduler": spec["scheduler"],
+                "trials": len(combos) * int(spec["num_samples"]),
+                "overrides": strip_credentials(" ".join(spec["overrides"])),
+            },
+            {"storage_path": str(exp_dir)},
+        )
+        _write_private(
+            state_file,
+            strip_credentials(
+                json.dumps(
+                    {
+                        "parent_run_id": parent,
+                        "uri": uri,
+                        "experiment": spec["experiment"],
+                        "spec": spec,
+                        "trial_work_dir": str(trial_work_root(exp_dir)),
+                    }
+                )
+            ),
+        )
         max_epochs = _max_epochs(spec)
         tuner = Tuner(
             _trainable(spec, _sweep_cfg(spec, parent, uri, trial_work_root(exp_dir))),
             param_space=param_space(spec),
-            tune_config=tune.TuneConfig(metric=spec["metric"], mode=spec["mode"], num_samples=int(spec["num_samples"]),
-                                        max_concurrent_trials=int(spec["max_concurrent_trials"]),
-                                        time_budget_s=float(spec["time_budget_s"]) or None,
-                                        scheduler=_scheduler(spec, math.ceil(max_epochs / every)), search_alg=_search(spec),
-                                        trial_dirname_creator=trial_dirname),
-            run_config=tune.RunConfig(name=spec["name"], storage_path=str(storage),
-                                      failure_config=tune.FailureConfig(max_failures=int(spec["max_failures"])),
-                                      # PBT exploits older checkpoints of other trials: keep them all (ray#9036)
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=None if spec["scheduler"] == "pbt" else 2),
-                                      callbacks=[MlflowStatusCallback(uri, spec["experiment"], parent)], verbose=verbose),
+            tune_config=tune.TuneConfig(
+                metric=spec["metric"],
+                mode=spec["mode"],
+                num_samples=int(spec["num_samples"]),
+                max_concurrent_trials=int(spec["max_concurrent_trials"]),
+                time_budget_s=float(spec["time_budget_s"]) or None,
+                scheduler=_scheduler(spec, math.ceil(max_epochs / every)),
+                search_alg=_search(spec),
+                trial_dirname_creator=trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=spec["name"],
+                storage_path=str(storage),
+                failure_config=tune.FailureConfig(max_failures=int(spec["max_failures"])),
+                # PBT exploits older checkpoints of other trials: keep them all (ray#9036)
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None if spec["scheduler"] == "pbt" else 2),
+                callbacks=[MlflowStatusCallback(uri, spec["experiment"], parent)],
+                verbose=verbose,
+            ),
         )
-        print(f"sweep {spec['name']}: {len(combos) * int(spec['num_samples'])} trial(s), {spec['max_concurrent_trials']} at a time; "
-              f"MLflow experiment {spec['experiment']!r}, parent run {parent}; storage {exp_dir}", flush=True)
+        print(
+            f"sweep {spec['name']}: {len(combos) * int(spec['num_samples'])} trial(s), {spec['max_concurrent_trials']} at a time; "
+            f"MLflow experiment {spec['experiment']!r}, parent run {parent}; storage {exp_dir}",
+            flush=True,
+        )
     logging.getLogger("ray.tune.tune").addHandler(_STOP)
     grid = tuner.fit()
     result = _summarize(spec, grid, uri, parent, exp_dir, time.monotonic() - t0)
@@ -260,8 +331,11 @@ def _sync_pending(spec: dict, storage: Path, uri: str) -> None:
     for ln in lines:
         print(f"sweep {spec['name']}: {ln}", flush=True)
     if code:
-        print(f"sweep {spec['name']}: the tracking store did not take everything yet; it is kept on this host and sent by "
-              f"`make sweep SWEEP={spec['name']} RESUME=1` or `python -m tracking sync --sweep {spec['name']}`", flush=True)
+        print(
+            f"sweep {spec['name']}: the tracking store did not take everything yet; it is kept on this host and sent by "
+            f"`make sweep SWEEP={spec['name']} RESUME=1` or `python -m tracking sync --sweep {spec['name']}`",
+            flush=True,
+        )
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -277,8 +351,13 @@ def _sweep_cfg(spec: dict, parent: str, uri: str, work_root: Path) -> dict:
     from sweeps.space import budget_overrides
 
     cfg = {k: spec[k] for k in ("name", "experiment", "metric", "mode", "report_every", "fail", "pbt_mutations")}
-    cfg.update(parent_run_id=parent, tracking_uri=uri, overrides=list(spec["overrides"]) + budget_overrides(spec),
-               sanity={**SANITY, **(spec.get("sanity") or {})}, work_root=str(work_root))
+    cfg.update(
+        parent_run_id=parent,
+        tracking_uri=uri,
+        overrides=list(spec["overrides"]) + budget_overrides(spec),
+        sanity={**SANITY, **(spec.get("sanity") or {})},
+        work_root=str(work_root),
+    )
     return cfg
 
 
@@ -330,71 +409,145 @@ def _summarize(spec, grid, uri, parent, exp_dir, wall_s) -> dict:
         if not run_id:
             try:
                 run_id = sweep_runs.find_child(uri, spec["experiment"], parent, m.get("trial_id", "")) or ""
-            except Exception:  # noqa: BLE001 - the store is down: the table comes from Tune's results alone
+            except Exception:
                 run_id = ""
-        rows.append({"trial": m.get("trial_id", tid), "params": params, "metric": float(val) if val is not None else float("nan"),
-                     "epochs": m.get("epoch"), "env_steps": m.get("timesteps_total"), "status": status, "reason": reason,
-                     "mlflow_run_id": run_id})
+        rows.append(
+            {
+                "trial": m.get("trial_id", tid),
+                "params": params,
+                "metric": float(val) if val is not None else float("nan"),
+                "epochs": m.get("epoch"),
+                "env_steps": m.get("timesteps_total"),
+                "status": status,
+                "reason": reason,
+                "mlflow_run_id": run_id,
+            }
+        )
     configs = analysis.configurations(rows, mode)
     best_cfg = configs[0] if configs else None
     best = next((r for r in rows if best_cfg and r["trial"] == best_cfg["best_trial"]), None)
     lines = [f"{'trial':<14} {'status':<7} {'epochs':>6} {'env steps':>10} {metric:>18}  {'mlflow run id':<32}  params"]
     for r in rows:
-        lines.append(f"{r['trial']:<14} {r['status']:<7} {str(r['epochs']):>6} {str(r['env_steps']):>10} {r['metric']:>18.4f}  "
-                     f"{r['mlflow_run_id']:<32}  {_fmt_params(r['params'])}")
+        lines.append(
+            f"{r['trial']:<14} {r['status']:<7} {str(r['epochs']):>6} {str(r['env_steps']):>10} {r['metric']:>18.4f}  "
+            f"{r['mlflow_run_id']:<32}  {_fmt_params(r['params'])}"
+        )
     table = "\n".join(lines)
     if interrupted:
         for r in rows:
             if r["status"] == "STOPPED" and (r["epochs"] or 0) < max_epochs:
                 r["status"] = "PAUSED?"
-        print(f"\nsweep {spec['name']} INTERRUPTED after {wall_s:.0f} s ({grid.num_terminated} of {len(grid)} trials ended); "
-              f"continue it with: make sweep SWEEP={spec['name']} RESUME=1 (python -m sweeps {spec['name']} --resume)", flush=True)
-        return {"rows": rows, "best": None, "parent_run_id": parent, "path": str(exp_dir), "interrupted": True, "wall_s": wall_s}
+        print(
+            f"\nsweep {spec['name']} INTERRUPTED after {wall_s:.0f} s ({grid.num_terminated} of {len(grid)} trials ended); "
+            f"continue it with: make sweep SWEEP={spec['name']} RESUME=1 (python -m sweeps {spec['name']} --resume)",
+            flush=True,
+        )
+        return {
+            "rows": rows,
+            "best": None,
+            "parent_run_id": parent,
+            "path": str(exp_dir),
+            "interrupted": True,
+            "wall_s": wall_s,
+        }
     dims = [k for k in dict.fromkeys(k for r in rows for k in r["params"]) if k != "seed"]
     effects = analysis.dimension_effects(rows, dims) if spec["scheduler"] != "pbt" else []
-    importances = analysis.optuna_importances(rows, spec.get("space") or {}, mode) if spec["search"] == "optuna" else None
+    importances = (
+        analysis.optuna_importances(rows, spec.get("space") or {}, mode) if spec["search"] == "optuna" else None
+    )
     failed = [r for r in rows if r["status"] in ("FAILED", "ERROR")]
-    parts = [table, "", f"configurations by mean {metric} over their seeds ({mode}):", analysis.configurations_table(configs, metric)]
+    parts = [
+        table,
+        "",
+        f"configurations by mean {metric} over their seeds ({mode}):",
+        analysis.configurations_table(configs, metric),
+    ]
     if effects:
-        parts += ["", "what each dimension did (difference of means from the first value, 95% bootstrap interval):",
-                  analysis.effects_table(effects, metric)]
+        parts += [
+            "",
+            "what each dimension did (difference of means from the first value, 95% bootstrap interval):",
+            analysis.effects_table(effects, metric),
+        ]
     elif spec["scheduler"] == "pbt":
         parts += ["", "what each dimension did: not computed for PBT (its hyperparameters change during a trial)"]
     if importances:
-        parts += ["", "Optuna parameter importances: " + ", ".join(f"{k.rsplit('.', 1)[-1]} {v:.2f}" for k, v in importances.items())]
+        parts += [
+            "",
+            "Optuna parameter importances: "
+            + ", ".join(f"{k.rsplit('.', 1)[-1]} {v:.2f}" for k, v in importances.items()),
+        ]
     if failed:
         parts += ["", f"{len(failed)} trial(s) failed (never ranked):"] + [
-            f"  {r['trial']} {r['status']}: {r['reason']}  ({_fmt_params(r['params'])})" for r in failed]
-    best_line = (f"best configuration: {_fmt_params(best_cfg['params'])}: {metric} {best_cfg['mean']:.4f} +- {best_cfg['std']:.4f} "
-                 f"over {best_cfg['n']} seed(s); its best seed: trial {best_cfg['best_trial']} ({best_cfg['best_value']:.4f}), "
-                 f"mlflow run {best['mlflow_run_id'] if best else ''}") if best_cfg else "best configuration: none (no trial finished with the metric)"
+            f"  {r['trial']} {r['status']}: {r['reason']}  ({_fmt_params(r['params'])})" for r in failed
+        ]
+    best_line = (
+        (
+            f"best configuration: {_fmt_params(best_cfg['params'])}: {metric} {best_cfg['mean']:.4f} +- {best_cfg['std']:.4f} "
+            f"over {best_cfg['n']} seed(s); its best seed: trial {best_cfg['best_trial']} ({best_cfg['best_value']:.4f}), "
+            f"mlflow run {best['mlflow_run_id'] if best else ''}"
+        )
+        if best_cfg
+        else "best configuration: none (no trial finished with the metric)"
+    )
     report = "\n".join(parts + ["", best_line])
     print("\n" + report + f"\nsweep {spec['name']} done in {wall_s:.0f} s; parent MLflow run {parent}", flush=True)
     (exp_dir / "results.txt").write_text(report + "\n")
-    (exp_dir / "results.json").write_text(json.dumps({"rows": rows, "configurations": [{k: v for k, v in c.items() if k != "key"} for c in configs],
-                                                      "effects": effects, "importances": importances,
-                                                      "best": best, "best_configuration": best_cfg and {k: v for k, v in best_cfg.items() if k != "key"}},
-                                                     indent=1, default=str))
+    (exp_dir / "results.json").write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "configurations": [{k: v for k, v in c.items() if k != "key"} for c in configs],
+                "effects": effects,
+                "importances": importances,
+                "best": best,
+                "best_configuration": best_cfg and {k: v for k, v in best_cfg.items() if k != "key"},
+            },
+            indent=1,
+            default=str,
+        )
+    )
     arts = [exp_dir / "results.txt", exp_dir / "results.json", exp_dir.parent / f"{spec['name']}.sweep.yaml"]
-    for png in (analysis.plot_parallel(configs, metric, exp_dir / "parallel_coordinates.png"),
-                analysis.plot_effects(rows, effects, metric, exp_dir / "effects.png")):
+    for png in (
+        analysis.plot_parallel(configs, metric, exp_dir / "parallel_coordinates.png"),
+        analysis.plot_effects(rows, effects, metric, exp_dir / "effects.png"),
+    ):
         if png:
             arts.append(png)
     status = "FINISHED" if best_cfg else "FAILED"
-    tags = {"best_trial": best["trial"] if best else "", "best_run_id": best["mlflow_run_id"] if best else "",
-            "failed_trials": str(len(failed)), "mlflow.note.content": _description(spec, report)}
+    tags = {
+        "best_trial": best["trial"] if best else "",
+        "best_run_id": best["mlflow_run_id"] if best else "",
+        "failed_trials": str(len(failed)),
+        "mlflow.note.content": _description(spec, report),
+    }
     metrics = {f"best/{metric}": best_cfg["mean"], f"best/{metric}_std": best_cfg["std"]} if best_cfg else None
     try:
-        sweep_runs.finish_parent(uri, spec["experiment"], parent, status, [a for a in arts if a.exists()], tags=tags,
-                                 metrics=metrics)
-    except Exception as e:  # noqa: BLE001 - the store is down: keep the results for RESUME / sync
-        (exp_dir / "parent_pending.json").write_text(json.dumps(
-            {"status": status, "artifacts": [str(a) for a in arts], "tags": tags, "metrics": metrics}, indent=1))
-        print(f"sweep {spec['name']}: the tracking store did not answer ({str(e).splitlines()[0][:200]}); the results are in "
-              f"{exp_dir} and go to the parent run {parent} with `make sweep SWEEP={spec['name']} RESUME=1` or "
-              f"`python -m tracking sync --sweep {spec['name']}`", flush=True)
-    return {"rows": rows, "best": best, "configurations": configs, "effects": effects, "importances": importances,
-            "parent_run_id": parent, "path": str(exp_dir), "table": table, "wall_s": wall_s}
+        sweep_runs.finish_parent(
+            uri, spec["experiment"], parent, status, [a for a in arts if a.exists()], tags=tags, metrics=metrics
+        )
+    except Exception as e:
+        (exp_dir / "parent_pending.json").write_text(
+            json.dumps(
+                {"status": status, "artifacts": [str(a) for a in arts], "tags": tags, "metrics": metrics}, indent=1
+            )
+        )
+        print(
+            f"sweep {spec['name']}: the tracking store did not answer ({str(e).splitlines()[0][:200]}); the results are in "
+            f"{exp_dir} and go to the parent run {parent} with `make sweep SWEEP={spec['name']} RESUME=1` or "
+            f"`python -m tracking sync --sweep {spec['name']}`",
+            flush=True,
+        )
+    return {
+        "rows": rows,
+        "best": best,
+        "configurations": configs,
+        "effects": effects,
+        "importances": importances,
+        "parent_run_id": parent,
+        "path": str(exp_dir),
+        "table": table,
+        "wall_s": wall_s,
+    }
 
 
 def _description(spec: dict, report: str) -> str:

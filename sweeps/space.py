@@ -7,30 +7,73 @@ from pathlib import Path
 
 import yaml
 
-from isaacgymenvs.learning.config_check import ConfigError, check_train_config
+from isaacgymenvs.learning.config_check import ConfigError, check_config, check_train_config
+from isaacgymenvs.learning.learner import HYPERPARAMETERS
 
 REPO = Path(__file__).resolve().parent.parent
 SWEEP_DIR = REPO / "cfg" / "sweep"
-TOP_KEYS = {"name", "experiment", "metric", "mode", "num_samples", "max_concurrent_trials", "time_budget_s",
-            "report_every", "max_failures", "search", "scheduler", "asha", "pbt", "pbt_mutations", "resources",
-            "overrides", "space", "points", "fail", "tracking_uri", "storage_path", "optuna", "seeds", "budget",
-            "report_every_steps", "sanity"}
+TOP_KEYS = {
+    "name",
+    "experiment",
+    "metric",
+    "mode",
+    "num_samples",
+    "max_concurrent_trials",
+    "time_budget_s",
+    "report_every",
+    "max_failures",
+    "search",
+    "scheduler",
+    "asha",
+    "pbt",
+    "pbt_mutations",
+    "resources",
+    "overrides",
+    "space",
+    "points",
+    "fail",
+    "tracking_uri",
+    "storage_path",
+    "optuna",
+    "seeds",
+    "budget",
+    "report_every_steps",
+    "sanity",
+}
 DIST_KINDS = ("grid", "choice", "uniform", "loguniform")
 #: Keys that fix the shape of the rollout, the network or the policy: they cannot change in a running
-#: trial, so PBT may not mutate them (rl_games set_param cannot either).
+#: trial, so PBT may not mutate them (the learner cannot take them: ``learner.HYPERPARAMETERS``).
 STRUCTURAL = ("horizon_length", "seq_len", "seq_length", "sigma", "num_envs", "minibatch_size", "network")
-#: What PBT may mutate, mapped to the AMPAgent attribute that takes the new value.
-MUTABLE = {"train.params.config.bounds_loss_coef": "bounds_loss_coef", "train.params.config.learning_rate": "learning_rate",
-           "train.params.config.entropy_coef": "entropy_coef", "train.params.config.e_clip": "e_clip"}
+#: What PBT may mutate, mapped to the learner's name of it (``Learner.set_hyperparameter``).
+MUTABLE = {f"train.params.config.{name}": name for name in HYPERPARAMETERS}
 #: ``asha.time_attr`` / ``pbt.time_attr``: what rungs, grace periods and perturbation intervals count.
 TIME_ATTRS = {"env_steps": "timesteps_total", "wall_s": "time_total_s", "reports": "training_iteration"}
 #: A trial whose latest value of one of these is beyond the bound (in absolute value) has diverged.
 SANITY = {"loss/critic": 1e6, "loss/actor": 1e6, "disc/loss": 1e6, "eval/motion_nn_dist": 1e3}
 DEFAULT_SEED = 42
-DEFAULTS = {"metric": "eval/score", "mode": "max", "num_samples": 1, "max_concurrent_trials": 2,
-            "time_budget_s": 0, "report_every": 1, "max_failures": 1, "search": "grid", "scheduler": "asha",
-            "asha": {}, "pbt": {}, "pbt_mutations": {}, "resources": {"cpu": 1}, "overrides": [], "space": {},
-            "points": [], "fail": [], "seeds": None, "budget": {}, "report_every_steps": 0, "sanity": {}}
+DEFAULTS = {
+    "metric": "eval/score",
+    "mode": "max",
+    "num_samples": 1,
+    "max_concurrent_trials": 2,
+    "time_budget_s": 0,
+    "report_every": 1,
+    "max_failures": 1,
+    "search": "grid",
+    "scheduler": "asha",
+    "asha": {},
+    "pbt": {},
+    "pbt_mutations": {},
+    "resources": {"cpu": 1},
+    "overrides": [],
+    "space": {},
+    "points": [],
+    "fail": [],
+    "seeds": None,
+    "budget": {},
+    "report_every_steps": 0,
+    "sanity": {},
+}
 
 
 def seeds_of(spec: dict) -> list[int]:
@@ -75,11 +118,15 @@ def load(name_or_path: str) -> dict:
     except yaml.YAMLError as e:  # one line: where and what (PyYAML's message spans several)
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError([f"{p}:{where} is not valid YAML ({getattr(e, 'problem', None) or type(e).__name__})"]) from None
+        raise ConfigError(
+            [f"{p}:{where} is not valid YAML ({getattr(e, 'problem', None) or type(e).__name__})"]
+        ) from None
     except OSError as e:
         raise ConfigError([f"{p}: cannot be read ({e.strerror})"]) from None
     if not isinstance(spec, dict):
-        raise ConfigError([f"{p}: a sweep file is a mapping of keys (name, space, overrides, ...), got a {type(spec).__name__}"])
+        raise ConfigError(
+            [f"{p}: a sweep file is a mapping of keys (name, space, overrides, ...), got a {type(spec).__name__}"]
+        )
     spec.setdefault("name", p.stem)
     return normalize(spec)
 
@@ -162,14 +209,27 @@ def _check_counts(spec: dict) -> list[str]:
     if not isinstance(tb, (int, float)) or isinstance(tb, bool) or tb < 0:
         problems.append(f"time_budget_s: must be a number >= 0 (0: none), got {tb!r}")
     s = spec.get("seeds")
-    if s is not None and not (_whole(s, 1) or (isinstance(s, list) and s and all(_whole(x, 0) for x in s) and len(set(s)) == len(s))):
+    if s is not None and not (
+        _whole(s, 1) or (isinstance(s, list) and s and all(_whole(x, 0) for x in s) and len(set(s)) == len(s))
+    ):
         problems.append(f"seeds: must be a count >= 1 or a list of distinct whole numbers >= 0, got {s!r}")
     elif len(seeds_of(spec)) > 1 and spec["search"] == "optuna":
-        problems.append("seeds: several seeds per configuration need search: grid (Optuna would treat the seed as a hyperparameter)")
-    random_dims = [k for k, d in (spec.get("space") or {}).items() if isinstance(d, dict) and d and next(iter(d)) != "grid"]
-    if spec["search"] == "grid" and _whole(spec.get("num_samples"), 2) and not random_dims and not spec.get("pbt_mutations"):
-        problems.append(f"num_samples: {spec['num_samples']} repeats of the same points and grid would be the same runs "
-                        f"(one seed); use seeds: {spec['num_samples']}")
+        problems.append(
+            "seeds: several seeds per configuration need search: grid (Optuna would treat the seed as a hyperparameter)"
+        )
+    random_dims = [
+        k for k, d in (spec.get("space") or {}).items() if isinstance(d, dict) and d and next(iter(d)) != "grid"
+    ]
+    if (
+        spec["search"] == "grid"
+        and _whole(spec.get("num_samples"), 2)
+        and not random_dims
+        and not spec.get("pbt_mutations")
+    ):
+        problems.append(
+            f"num_samples: {spec['num_samples']} repeats of the same points and grid would be the same runs "
+            f"(one seed); use seeds: {spec['num_samples']}"
+        )
     b = spec.get("budget") or {}
     if not isinstance(b, dict) or set(b) - {"env_steps", "wall_s"}:
         problems.append(f"budget: must be {{env_steps: N}} and/or {{wall_s: S}}, got {b!r}")
@@ -205,19 +265,27 @@ def check_spec(spec: dict) -> list[dict]:
             continue
         kind, v = next(iter(d.items()))
         if not isinstance(v, list) or not v or (kind in ("uniform", "loguniform") and len(v) != 2):
-            problems.append(f"space.{k}: {kind} needs {'[low, high]' if kind in ('uniform', 'loguniform') else 'a non-empty list'}, got {v!r}")
+            problems.append(
+                f"space.{k}: {kind} needs {'[low, high]' if kind in ('uniform', 'loguniform') else 'a non-empty list'}, got {v!r}"
+            )
         elif kind == "loguniform" and min(v) <= 0:
             problems.append(f"space.{k}: loguniform bounds must be positive, got {v!r}")
         if spec["search"] == "grid" and kind in ("uniform", "loguniform") and spec["num_samples"] < 1:
             problems.append(f"space.{k}: {kind} needs num_samples >= 1")
-    if spec["search"] == "optuna" and any(next(iter(d)) == "grid" for d in (spec.get("space") or {}).values() if isinstance(d, dict) and d):
+    if spec["search"] == "optuna" and any(
+        next(iter(d)) == "grid" for d in (spec.get("space") or {}).values() if isinstance(d, dict) and d
+    ):
         problems.append("search=optuna: use choice instead of grid in the space")
     for k in spec.get("pbt_mutations") or {}:
         if spec["scheduler"] != "pbt":
             problems.append("pbt_mutations: only with scheduler: pbt")
             break
         if k not in MUTABLE:
-            why = " (structural: it fixes the rollout/network shape; make it a grid dimension)" if any(s in k for s in STRUCTURAL) else ""
+            why = (
+                " (structural: it fixes the rollout/network shape; make it a grid dimension)"
+                if any(s in k for s in STRUCTURAL)
+                else ""
+            )
             problems.append(f"pbt_mutations.{k}: PBT can only mutate {sorted(MUTABLE)}{why}")
     for k, v in (spec.get("resources") or {}).items():
         if not isinstance(v, (int, float)) or v < 0:
@@ -232,8 +300,11 @@ def check_spec(spec: dict) -> list[dict]:
     except Exception as e:
         raise ConfigError([f"overrides: {type(e).__name__}: {e}"]) from None
     unknown = sorted({k for c in combos for k in c if not _key_exists(base, k)})
-    problems += [f"space.{k}: unknown config key (not in cfg/; a Hydra override path such as "
-                 f"train.params.config.bounds_loss_coef)" for k in unknown]
+    problems += [
+        f"space.{k}: unknown config key (not in cfg/; a Hydra override path such as "
+        f"train.params.config.bounds_loss_coef)"
+        for k in unknown
+    ]
     if problems:
         raise ConfigError(problems)
     for i, combo in enumerate(combos):
@@ -253,9 +324,8 @@ def check_spec(spec: dict) -> list[dict]:
         if num_envs < 1:  # the batch checks that follow would only repeat it
             problems.append(f"{label}: num_envs: must be at least 1, got {num_envs}")
             continue
-        for p in check_train_config(train_cfg, num_envs, has_rnn):
+        for p in check_config(c)[0] + check_train_config(train_cfg, num_envs, has_rnn):
             problems.append(f"{label}: {p}")
     if problems:
         raise ConfigError(problems)
     return combos
-

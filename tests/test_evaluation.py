@@ -4,15 +4,15 @@ falling below imitating."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
 from isaacgymenvs import eval_metrics
-from test_train import trainer
+from tests.helpers.training import trainer
 
 
+@pytest.mark.slow
 def test_same_checkpoint_same_numbers(tmp_path):
     """Two trainers built from one checkpoint (and a different training seed) evaluate to the same
     numbers, from the same starts and the same reference set."""
@@ -28,15 +28,23 @@ def test_same_checkpoint_same_numbers(tmp_path):
     for k in m0:
         if k != "eval/time_s":
             assert m0[k] == m1[k], (k, m0[k], m1[k])
-    assert set(m0) == {"eval/fall_rate", "eval/survival", "eval/motion_nn_dist", "eval/score", "eval/unstable_envs", "eval/time_s"}
+    assert set(m0) == {
+        "eval/fall_rate",
+        "eval/survival",
+        "eval/motion_nn_dist",
+        "eval/score",
+        "eval/unstable_envs",
+        "eval/time_s",
+    }
 
 
 def _holding(task, pose: torch.Tensor):
     """A policy that asks the PD controller for ``pose`` (inverting the task's action mapping)."""
     act = ((pose.to(task.action_offset) - task.action_offset) / task.action_scale).clamp(-1, 1)
-    return lambda n: (lambda obs: act.expand(n, -1).to(obs))
+    return lambda n: lambda obs: act.expand(n, -1).to(obs)
 
 
+@pytest.mark.slow
 def test_the_score_ranks_imitating_above_standing_still_and_falling(tmp_path, humanoid):
     """On a clip of a character standing with its arms down (known answer), one-second episodes:
     holding that pose stays up and looks like the clip (score 0.71: the PD controller lets it sag a
@@ -44,18 +52,20 @@ def test_the_score_ranks_imitating_above_standing_still_and_falling(tmp_path, hu
     clip (score near 0: the "standing still" anchor); every joint driven to the end of its action range
     throws the character over within a third of a second (survival and score near 0)."""
     from isaacgymenvs.motion.poselib import save_npz
-    from stress_clips import make_stress_clip
+    from tests.helpers.stress_clips import make_stress_clip
 
     _, sk = humanoid
     clip = make_stress_clip(sk, "stand")
     save_npz(clip.motion, tmp_path / "stand.npz")
     # one-second episodes: a PD controller holding a pose keeps the character up about two seconds
-    t = trainer(tmp_path, "max_iterations=1", f"task.env.motion_file={tmp_path / 'stand.npz'}", "task.env.episodeLength=30")
+    t = trainer(
+        tmp_path, "max_iterations=1", f"task.env.motion_file={tmp_path / 'stand.npz'}", "task.env.episodeLength=30"
+    )
     ev = t.agent.evaluator
     task = ev.task
     imitate = ev.run(_holding(task, torch.as_tensor(clip.dof_pos[0], dtype=torch.float32)))
     t_pose = ev.run(_holding(task, task.default_dof_pos))
-    fold = ev.run(lambda n: (lambda obs: torch.ones(n, task.num_actions).to(obs)))
+    fold = ev.run(lambda n: lambda obs: torch.ones(n, task.num_actions).to(obs))
     assert imitate["eval/survival"] == pytest.approx(1.0) and imitate["eval/fall_rate"] == 0.0
     assert t_pose["eval/survival"] == pytest.approx(1.0)
     assert fold["eval/fall_rate"] == 1.0 and fold["eval/survival"] < 0.15
@@ -73,14 +83,22 @@ def test_score_by_hand():
     ref = np.array([[0.0, 0.0]])
     # std floored at 0.05 for a constant reference: distances 0 and 5 / 0.05 = 100, mean 50
     assert float(eval_metrics.nn_dist(a, ref, ref.mean(0), ref.std(0))) == pytest.approx(50.0)
-    assert float(eval_metrics.nn_dist(torch.tensor(a), torch.tensor(ref), torch.zeros(2), torch.zeros(2))) == pytest.approx(50.0)
+    assert float(
+        eval_metrics.nn_dist(torch.tensor(a), torch.tensor(ref), torch.zeros(2), torch.zeros(2))
+    ) == pytest.approx(50.0)
 
 
+@pytest.mark.slow
 def test_rollout_numbers_are_under_rollout_and_eval_runs_on_schedule(tmp_path):
     """Training-rollout numbers are rollout/*; eval/* appear only at evaluation epochs (every
     eval_every and the last), and evaluating changes no training state."""
     epochs = []
-    t = trainer(tmp_path, "max_iterations=3", "train.params.config.eval_every=2", observers=[lambda e, f, m: epochs.append(dict(m))])
+    t = trainer(
+        tmp_path,
+        "max_iterations=3",
+        "train.params.config.eval_every=2",
+        observers=[lambda e, f, m: epochs.append(dict(m))],
+    )
     norm_before = t.agent.model.running_mean_std.count.clone()
     ev_obs = []
     run = t.agent.evaluator.run
@@ -95,7 +113,9 @@ def test_rollout_numbers_are_under_rollout_and_eval_runs_on_schedule(tmp_path):
 
 def test_no_evaluation_with_eval_envs_0(tmp_path):
     epochs = []
-    t = trainer(tmp_path, "max_iterations=2", "train.params.config.eval_envs=0", observers=[lambda e, f, m: epochs.append(m)])
+    t = trainer(
+        tmp_path, "max_iterations=2", "train.params.config.eval_envs=0", observers=[lambda e, f, m: epochs.append(m)]
+    )
     assert t.agent.evaluator is None
     t.train()
     assert not any(k.startswith("eval/") for m in epochs for k in m)

@@ -10,17 +10,15 @@ import torch
 
 from isaacgymenvs.export import ExportCheckError, ExportError, check_export, export
 from isaacgymenvs.export.__main__ import main as export_main
-from isaacgymenvs.learning.amp_agent import CheckpointError
-
-from tests.test_train import trainer
+from isaacgymenvs.learning.learner import CheckpointError
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("export")
-    return trainer(tmp, "max_iterations=1").train()
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
+@pytest.mark.slow
 def test_export_writes_four_files_that_agree(checkpoint, tmp_path):
     res = export(checkpoint, tmp_path / "out")
     assert res["check"] == "passed"
@@ -80,6 +78,7 @@ def test_bad_checkpoints(checkpoint, tmp_path):
         export(old)
 
 
+@pytest.mark.slow
 def test_cli(checkpoint, tmp_path, capsys):
     assert export_main([f"checkpoint={checkpoint}", f"out={tmp_path / 'cli'}"]) == 0
     assert json.loads(capsys.readouterr().out)["check"] == "passed"

@@ -21,11 +21,22 @@ import pytest
 import torch
 
 from sweeps.lock import SweepLock, SweepLocked
-from test_sweeps import (
-    P, REPO, SWEEP_TIMEOUT_S, _kill_group, children, env_for, run_sweep, steps, sweep_cmd, tiny_spec,
+from tests.helpers.mlflow_server import Server, free_port, tags_of
+from tests.helpers.sweeping import (
+    SWEEP_TIMEOUT_S,
+    P,
+    children,
+    env_for,
+    kill_group,
+    run_sweep,
+    steps,
+    sweep_cmd,
+    tiny_spec,
 )
-from test_tracking import Server, _free_port, tags_of
-from test_train import TINY, cli, trainer
+from tests.helpers.training import TINY, cli, start_training, trainer
+
+pytestmark = pytest.mark.slow  # every test here trains, runs a sweep or a server
+
 
 def mlp_spec(name: str, epochs: int, points: list[dict], **kw) -> dict:
     spec = tiny_spec(name, epochs, points, **kw)
@@ -43,7 +54,9 @@ def server(tmp_path):
     s.stop()
 
 
-def _wait(cond, what: str, timeout: float = SWEEP_TIMEOUT_S, proc: subprocess.Popen | None = None, log: Path | None = None):
+def _wait(
+    cond, what: str, timeout: float = SWEEP_TIMEOUT_S, proc: subprocess.Popen | None = None, log: Path | None = None
+):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
@@ -51,7 +64,9 @@ def _wait(cond, what: str, timeout: float = SWEEP_TIMEOUT_S, proc: subprocess.Po
         if proc is not None and proc.poll() is not None:
             break
         time.sleep(0.3)
-    raise AssertionError(f"waited for {what}: " + (log.read_text(errors="replace")[-3000:] if log and log.exists() else ""))
+    raise AssertionError(
+        f"waited for {what}: " + (log.read_text(errors="replace")[-3000:] if log and log.exists() else "")
+    )
 
 
 @contextmanager
@@ -59,13 +74,19 @@ def background_sweep(tmp_path, spec, server, name: str = "sweep.log"):
     """``python -m sweeps`` running in its own process group; killed (SIGKILL) if still running at the end."""
     log = tmp_path / name
     with open(log, "wb") as out:
-        p = subprocess.Popen(sweep_cmd(tmp_path, spec, server), cwd=tmp_path, env=env_for(), stdout=out,
-                             stderr=subprocess.STDOUT, start_new_session=True)
+        p = subprocess.Popen(
+            sweep_cmd(tmp_path, spec, server),
+            cwd=tmp_path,
+            env=env_for(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             yield p, log
         finally:
             if p.poll() is None:
-                _kill_group(p)
+                kill_group(p)
 
 
 def _kids(server, spec) -> int:
@@ -116,10 +137,18 @@ def test_make_sweep_refuses_in_one_line_while_the_store_is_down_and_moves_nothin
     import yaml
 
     f.write_text(yaml.safe_dump(spec))
-    dead = f"http://127.0.0.1:{_free_port()}"
-    r = subprocess.run([sys.executable, "-m", "sweeps", str(f), "--storage", str(tmp_path / "out"), "--tracking-uri", dead],
-                       cwd=tmp_path, env=env_for(), capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and dead in r.stderr and "does not answer" in r.stderr, r.stderr
+    dead = f"http://127.0.0.1:{free_port()}"
+    r = subprocess.run(
+        [sys.executable, "-m", "sweeps", str(f), "--storage", str(tmp_path / "out"), "--tracking-uri", dead],
+        cwd=tmp_path,
+        env=env_for(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and dead in r.stderr and "does not answer" in r.stderr, (
+        r.stderr
+    )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["down"] and (old / "sweep.json").read_text() == "{}"
 
 
@@ -145,8 +174,9 @@ def test_two_sweeps_of_one_name_at_once(tmp_path, server):
     spec = mlp_spec("twice", epochs=3, points=P[:1])
     with background_sweep(tmp_path, spec, server) as (p, log):
         _wait(lambda: (tmp_path / "out" / "twice.lock").exists(), "the first sweep's lock", proc=p, log=log)
-        r = subprocess.run(sweep_cmd(tmp_path, spec, server), cwd=tmp_path, env=env_for(), capture_output=True,
-                           text=True, timeout=120)
+        r = subprocess.run(
+            sweep_cmd(tmp_path, spec, server), cwd=tmp_path, env=env_for(), capture_output=True, text=True, timeout=120
+        )
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert f"pid {p.pid}" in r.stderr and "already running" in r.stderr
         assert p.wait(timeout=SWEEP_TIMEOUT_S) == 0, log.read_text()[-3000:]
@@ -156,7 +186,7 @@ def test_two_sweeps_of_one_name_at_once(tmp_path, server):
 
 def test_trainings_started_in_the_same_second_get_their_own_run_folders(tmp_path):
     from isaacgymenvs import train as train_mod
-    from test_train import make_cfg
+    from tests.helpers.training import make_cfg
 
     t = train_mod.Trainer(make_cfg(*[o for o in TINY]), runs_dir=str(tmp_path / "runs"))
     names = []
@@ -170,10 +200,20 @@ def test_trainings_started_in_the_same_second_get_their_own_run_folders(tmp_path
 
 def test_a_fresh_sqlite_store_is_created_once_by_concurrent_starts(tmp_path):
     db = tmp_path / "fresh" / "mlflow.db"
-    code = ("import sys; from tracking import sweep_runs; "
-            f"sweep_runs.tracker('sqlite:///{db}', 'exp_' + sys.argv[1]); print('ok')")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(i)], env=env_for(), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for i in range(3)]
+    code = (
+        "import sys; from tracking import sweep_runs; "
+        f"sweep_runs.tracker('sqlite:///{db}', 'exp_' + sys.argv[1]); print('ok')"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(i)],
+            env=env_for(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(3)
+    ]
     outs = [p.communicate(timeout=180)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     assert all(o.strip().endswith("ok") for o in outs)
@@ -199,8 +239,14 @@ def test_credentials_in_a_tracking_uri_are_written_and_printed_nowhere(tmp_path,
 
     f.write_text(yaml.safe_dump(spec))
     env = {k: v for k, v in env_for().items() if not k.startswith("MLFLOW_TRACKING_")}
-    r = subprocess.run([sys.executable, "-m", "sweeps", str(f), "--storage", str(tmp_path / "out"), "--tracking-uri", uri],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=SWEEP_TIMEOUT_S)
+    r = subprocess.run(
+        [sys.executable, "-m", "sweeps", str(f), "--storage", str(tmp_path / "out"), "--tracking-uri", uri],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SWEEP_TIMEOUT_S,
+    )
     assert r.returncode == 0, r.stdout[-3000:]
     assert secret not in r.stdout + r.stderr
     state = tmp_path / "out" / "creds_sweep" / "sweep.json"
@@ -212,8 +258,13 @@ def test_credentials_in_a_tracking_uri_are_written_and_printed_nowhere(tmp_path,
 
 # ------------------------------------------------------------------ exports and bad inputs
 def _export(*args):
-    return subprocess.run([sys.executable, "-m", "isaacgymenvs.export", *map(str, args)], env=env_for(),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "isaacgymenvs.export", *map(str, args)],
+        env=env_for(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_a_failed_export_leaves_the_previous_export_whole(tmp_path):
@@ -225,21 +276,32 @@ def test_a_failed_export_leaves_the_previous_export_whole(tmp_path):
     bad["meta"]["network"]["mlp"]["units"] = [32, 32]  # another network shape than its weights
     torch.save(bad, tmp_path / "shape.pth")
     r = _export(f"checkpoint={tmp_path / 'shape.pth'}", f"out={out}")
-    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "do not fit its own network description" in r.stderr, r.stderr
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "do not fit its own network description" in r.stderr, (
+        r.stderr
+    )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched, nothing mixed in
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".export")] == []  # no temporary folder left
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path):
     # a malformed sweep file, a count that is not a number, a negative size: before Ray starts
-    for text, what in (("name: bad\nspace:\n  x: {grid: [1, 2]\n", "is not valid YAML"),
-                       ("name: bad\nnum_samples: two\n", "num_samples: must be a whole number"),
-                       ("name: bad\noverrides: [task=HumanoidAMP, num_envs=-8]\npoints: [{sigma: fixed}]\n",
-                        "num_envs: must be at least 1, got -8")):
+    for text, what in (
+        ("name: bad\nspace:\n  x: {grid: [1, 2]\n", "is not valid YAML"),
+        ("name: bad\nnum_samples: two\n", "num_samples: must be a whole number"),
+        (
+            "name: bad\noverrides: [task=HumanoidAMP, num_envs=-8]\npoints: [{sigma: fixed}]\n",
+            "num_envs: must be at least 1, got -8",
+        ),
+    ):
         f = tmp_path / "bad.yaml"
         f.write_text(text)
-        r = subprocess.run([sys.executable, "-m", "sweeps", str(f), "--check"], env=env_for(), capture_output=True,
-                           text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "sweeps", str(f), "--check"],
+            env=env_for(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and what in r.stderr, r.stderr
     # train.py on an untrusted pickle names its own key, not --trust
     from isaacgymenvs import assets
@@ -251,7 +313,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     copy.write_bytes(bytes(data))
     r = cli(tmp_path, "max_iterations=1", f"task.env.motion_file={copy}")
     err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-    assert r.returncode == 2 and len(err) == 1 and "task.env.motion_trust=True" in err[0] and "pass --trust" not in err[0], r.stderr
+    assert (
+        r.returncode == 2 and len(err) == 1 and "task.env.motion_trust=True" in err[0] and "pass --trust" not in err[0]
+    ), r.stderr
 
 
 def test_sync_closes_a_run_whose_process_is_gone(tmp_path, server):
@@ -259,9 +323,9 @@ def test_sync_closes_a_run_whose_process_is_gone(tmp_path, server):
     sees that its process is gone from this host and closes it KILLED."""
     env = dict(env_for(), PYTHONUNBUFFERED="1")
     args = [a for a in TINY if a != "tracking=none"]
-    p = subprocess.Popen([sys.executable, str(REPO / "isaacgymenvs" / "train.py"), *args, "max_iterations=100000",
-                          f"tracking.uri={server.url}", "tracking.experiment=killed"], cwd=tmp_path, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    p = start_training(
+        tmp_path, *args, "max_iterations=100000", f"tracking.uri={server.url}", "tracking.experiment=killed", env=env
+    )
     try:
         _wait(lambda: list(tmp_path.glob("runs/*/tracking/run.json")) and server.runs("killed"), "the run", proc=p)
         time.sleep(2)
@@ -272,8 +336,13 @@ def test_sync_closes_a_run_whose_process_is_gone(tmp_path, server):
             os.killpg(p.pid, signal.SIGKILL)
     (run_dir,) = [d.parent.parent for d in tmp_path.glob("runs/*/tracking/run.json")]
     assert server.runs("killed")[0]["info"]["status"] == "RUNNING"
-    r = subprocess.run([sys.executable, "-m", "tracking", "sync", str(run_dir)], env=env_for(), capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracking", "sync", str(run_dir)],
+        env=env_for(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     run = server.run(server.runs("killed")[0]["info"]["run_id"])
     assert run["info"]["status"] == "KILLED" and "is gone" in tags_of(run)["stop_reason"]
@@ -285,15 +354,24 @@ def test_sync_closes_the_runs_of_a_killed_sweep(tmp_path, server):
     stale lock does not stop a resume."""
     spec = mlp_spec("sigkill", epochs=50, points=P[:1])
     with background_sweep(tmp_path, spec, server) as (p, log):
-        _wait(lambda: _kids(server, spec) == 1 and steps(server, children(server, spec)[1][0]), "a trial's epochs",
-              proc=p, log=log)
-        _kill_group(p)  # SIGKILL to the driver and its Ray workers
+        _wait(
+            lambda: _kids(server, spec) == 1 and steps(server, children(server, spec)[1][0]),
+            "a trial's epochs",
+            proc=p,
+            log=log,
+        )
+        kill_group(p)  # SIGKILL to the driver and its Ray workers
     time.sleep(3)  # Ray's own processes notice their driver is gone
     parents, kids = children(server, spec)
     assert parents[0]["info"]["status"] == "RUNNING" and kids[0]["info"]["status"] == "RUNNING"
     assert (tmp_path / "out" / "sigkill.lock").exists()
-    r = subprocess.run([sys.executable, "-m", "tracking", "sync", "--sweep", "sigkill", "--storage", str(tmp_path / "out")],
-                       env=env_for(), capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracking", "sync", "--sweep", "sigkill", "--storage", str(tmp_path / "out")],
+        env=env_for(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     parents, kids = children(server, spec)
     assert kids[0]["info"]["status"] == "KILLED" and "is gone" in kids[0]["tags"]["stop_reason"]
@@ -303,8 +381,8 @@ def test_sync_closes_the_runs_of_a_killed_sweep(tmp_path, server):
 
 
 def test_promote_of_a_checkpoint_that_does_not_fit_is_one_line(tmp_path, server, monkeypatch, capsys):
-    from isaacgymenvs.promote import main as promote_main
-    from test_promote import fake_sweep
+    from sweeps.promote import main as promote_main
+    from tests.helpers.sweeping import fake_sweep
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     ckpt = trainer(tmp_path, "max_iterations=1", "train.params.config.eval_envs=0").train()

@@ -68,7 +68,9 @@ def test_g1_moves_clips_match_the_manifest(name, model, manifest):
     assert clip.joint_limit_violations == 0
     assert np.all(clip.dof_pos >= lim[:, 0] - 1e-6) and np.all(clip.dof_pos <= lim[:, 1] + 1e-6)
     lo, hi = entry["root_z_range_m"]
-    assert clip.root_pos[:, 2].min() == pytest.approx(lo, abs=1e-3) and clip.root_pos[:, 2].max() == pytest.approx(hi, abs=1e-3)
+    assert clip.root_pos[:, 2].min() == pytest.approx(lo, abs=1e-3) and clip.root_pos[:, 2].max() == pytest.approx(
+        hi, abs=1e-3
+    )
     # velocities: central differences at the clip's fps, shapes as the humanoid clips
     assert clip.dof_vel.shape == (clip.num_frames, 29) and clip.root_ang_vel.shape == (clip.num_frames, 3)
     assert np.allclose(clip.dof_vel, np.gradient(clip.dof_pos, axis=0) * clip.fps)
@@ -114,7 +116,9 @@ def _write(tmp_path, name, lines):
 def test_missing_column_is_named(tmp_path, model):
     rows = [",".join(r.split(",")[:-1]) for r in _rows(_g1_moves("B_HandsUp"), 4)]
     p = _write(tmp_path, "short.csv", rows)
-    with pytest.raises(g1.G1ClipError, match=r"line 1 has 35 columns, expected 36.*quaternion x,y,z,w.*FORMAT\.md") as e:
+    with pytest.raises(
+        g1.G1ClipError, match=r"line 1 has 35 columns, expected 36.*quaternion x,y,z,w.*FORMAT\.md"
+    ) as e:
         g1.load_g1_csv(p, fps=60, model=model)
     assert str(p) in str(e.value) and "\n" not in str(e.value)
 
@@ -124,7 +128,9 @@ def test_swapped_joint_header_is_named(tmp_path, model):
     names = list(g1.CSV_COLUMNS)
     names[7], names[8] = names[8], names[7]
     p = _write(tmp_path, "swapped.csv", [",".join(names)] + rows)
-    with pytest.raises(g1.G1ClipError, match=r"column 7 is 'left_hip_roll_joint' where 'left_hip_pitch_joint' is expected"):
+    with pytest.raises(
+        g1.G1ClipError, match=r"column 7 is 'left_hip_roll_joint' where 'left_hip_pitch_joint' is expected"
+    ):
         g1.load_g1_csv(p, fps=60, model=model)
     # the right order, with or without the _joint suffix, is accepted
     ok = [n[:-6] if n.endswith("_joint") else n for n in g1.CSV_COLUMNS]
@@ -147,7 +153,9 @@ def test_nan_and_too_few_frames_and_text(tmp_path, model):
     bad = rows[2].split(",")
     bad[10] = "nan"
     p = _write(tmp_path, "nan.csv", rows[:2] + [",".join(bad)] + rows[3:])
-    with pytest.raises(g1.G1ClipError, match=r"NaN or infinite values, the first at frame 2 \(line 3\), column 10 \(left_knee_joint\)"):
+    with pytest.raises(
+        g1.G1ClipError, match=r"NaN or infinite values, the first at frame 2 \(line 3\), column 10 \(left_knee_joint\)"
+    ):
         g1.load_g1_csv(p, fps=60, model=model)
     p = _write(tmp_path, "one.csv", rows[:1])
     with pytest.raises(g1.G1ClipError, match="at least 2 frames, got 1"):
@@ -232,8 +240,11 @@ def test_fk_at_stand_matches_the_model_notes(model):
 
 def test_head_offset_is_the_head_mesh_centroid():
     full = g1.load_g1_model(kinematic=False)
-    heads = [g for g in range(full.ngeom) if full.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH
-             and full.mesh(full.geom_dataid[g]).name == "head_link"]
+    heads = [
+        g
+        for g in range(full.ngeom)
+        if full.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH and full.mesh(full.geom_dataid[g]).name == "head_link"
+    ]
     assert heads and full.body(full.geom_bodyid[heads[0]]).name == "torso_link"
     assert np.allclose(full.geom_pos[heads[0]], g1.HEAD_OFFSET_IN_TORSO, atol=1e-6)
 
@@ -282,7 +293,9 @@ def test_retarget_walk_slice(walk_slice, model):
 def test_retarget_cli_writes_a_clip_that_checks(tmp_path, capsys, walk_slice):
     from isaacgymenvs.motion.poselib import save_npz
 
-    src = save_npz(walk_slice, tmp_path / "amp_humanoid_walk.npz")  # named like the source: compared to the shipped walk
+    src = save_npz(
+        walk_slice, tmp_path / "amp_humanoid_walk.npz"
+    )  # named like the source: compared to the shipped walk
     out = tmp_path / "g1_walk.csv"
     code, res, err = run_cli(capsys, "retarget", src, "--robot", "g1", "--out", out)
     assert code == 0, err
@@ -314,7 +327,12 @@ def test_cli_check_passes_on_g1_moves(capsys, name):
     code, res, _ = run_cli(capsys, "check", _g1_moves(name))
     assert code == 0 and res["ok"], res
     assert res["fps_source"] == f"manifest:g1_moves/{name}.csv"
-    assert res["manifest"] == {"key": f"g1_moves/{name}.csv", "frames_match": True, "fps_match": True, "sha256_match": True}
+    assert res["manifest"] == {
+        "key": f"g1_moves/{name}.csv",
+        "frames_match": True,
+        "fps_match": True,
+        "sha256_match": True,
+    }
     assert res["fk_max_err_m"] < 1e-9 and res["joint_limit_violations"] == 0
     assert -0.006 < res["lowest_sole_m"] < 0.0  # FORMAT.md: -5 mm
 

@@ -56,10 +56,18 @@ def test_robot_pd_gains_and_torque_limits(task):
     m = task.sim.model
     names = characters.hinge_dof_names(m)
     kp, kd = characters.pd_gains_arrays(m)
-    want = {"left_hip_pitch_joint": (100, 2, 88), "right_hip_roll_joint": (100, 2, 139), "left_knee_joint": (150, 4, 139),
-            "right_ankle_roll_joint": (40, 2, 50), "waist_yaw_joint": (300, 3, 88), "waist_pitch_joint": (300, 3, 50),
-            "left_shoulder_roll_joint": (100, 2, 25), "right_shoulder_yaw_joint": (50, 2, 25),
-            "left_elbow_joint": (50, 2, 25), "right_wrist_pitch_joint": (20, 1, 5)}
+    want = {
+        "left_hip_pitch_joint": (100, 2, 88),
+        "right_hip_roll_joint": (100, 2, 139),
+        "left_knee_joint": (150, 4, 139),
+        "right_ankle_roll_joint": (40, 2, 50),
+        "waist_yaw_joint": (300, 3, 88),
+        "waist_pitch_joint": (300, 3, 50),
+        "left_shoulder_roll_joint": (100, 2, 25),
+        "right_shoulder_yaw_joint": (50, 2, 25),
+        "left_elbow_joint": (50, 2, 25),
+        "right_wrist_pitch_joint": (20, 1, 5),
+    }
     torque = characters.torque_limits(m)
     for n, (p, d, t) in want.items():
         i = names.index(n)
@@ -103,7 +111,9 @@ def test_reference_state_gives_the_demo_observation(task):
     ids = torch.zeros(8, dtype=torch.long)
     times = torch.linspace(0.05, 2.4, 8)
     st = lib.get_motion_state(ids, times)
-    task.sim.write_state(torch.arange(8), st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel)
+    task.sim.write_state(
+        torch.arange(8), st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel
+    )
     assert (task._sim_obs() - task._motion_obs(ids, times)).abs().max().item() < 1e-4
     # the head is 0.385 m up the torso: with the torso upright it is that far above torso_link
     m = task.sim.model
@@ -136,8 +146,10 @@ def test_clip_errors(g1_assets, tmp_path, clip_path):
         make_task("G1AMP", g1_env(motion_file=str(clip_path("walk"))))
     # a G1 clip for the humanoid
     with pytest.raises(ClipError, match="G1 clips are for task=G1AMP"):
-        make_task("HumanoidAMP", dict(numEnvs=2, motion_file=str(assets.asset_path(
-            "unitree_g1/motions/amp_retarget/g1_from_amp_walk.csv"))))
+        make_task(
+            "HumanoidAMP",
+            dict(numEnvs=2, motion_file=str(assets.asset_path("unitree_g1/motions/amp_retarget/g1_from_amp_walk.csv"))),
+        )
     src = assets.asset_path("unitree_g1/motions/amp_retarget/g1_from_amp_walk.csv")
     rows = np.loadtxt(src, delimiter=",")
     # a clip of a 28-joint robot: one column short
@@ -162,23 +174,33 @@ def test_clip_errors(g1_assets, tmp_path, clip_path):
     assert make_task("G1AMP", g1_env(numEnvs=2, motion_file=str(plain), motion_fps=30)).motion_lib.clips[0].fps == 30
 
 
+@pytest.mark.slow
 def test_train_export_and_sim2sim_in_the_full_mesh_model(g1_assets, tmp_path):
-    from tests.test_train import TINY
-
     from isaacgymenvs.export import export
+    from tests.helpers.training import TINY
 
     args = [a for a in TINY if not a.startswith("task=")] + ["task=G1AMP", "max_iterations=2", "experiment=g1"]
     env = dict(os.environ, PYTHONPATH=str(REPO), MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
-    r = subprocess.run([sys.executable, str(REPO / "isaacgymenvs" / "train.py"), *args], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "isaacgymenvs" / "train.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     ck = next(tmp_path.glob("runs/g1_*/nn/g1_2.pth"))
     out = export(ck, tmp_path / "export")["out"]
     info = json.loads((Path(out) / "policy.json").read_text())
-    assert info["task"] == "G1AMP" and info["observation"]["size"] == 86 and info["control_period_s"] == pytest.approx(0.02)
+    assert (
+        info["task"] == "G1AMP"
+        and info["observation"]["size"] == 86
+        and info["control_period_s"] == pytest.approx(0.02)
+    )
     assert info["pd_gains"]["kp"][3] == 150 and info["action"]["target_high"][3] == pytest.approx(2.8798, abs=1e-4)
     assert info["motion"]["file"] == G1_CFG["motion_file"] and info["evaluation"]["termination_height"] == 0.2
-    from tests.test_sim2sim import sim2sim_cli
+    from tests.helpers.deployment import sim2sim_cli
 
     res = sim2sim_cli(f"policy={out}", "episodes=2", f"video={tmp_path / 'g1.gif'}")
     assert res["mjcf"] == "unitree_g1/scene.xml" and res["motion"].endswith("g1_from_amp_walk.csv")
@@ -195,27 +217,50 @@ def test_train_export_and_sim2sim_in_the_full_mesh_model(g1_assets, tmp_path):
         sim2sim.run(out, episodes=1, model="mjx")
 
 
+@pytest.mark.slow
 def test_command_line_errors_are_one_line(g1_assets, tmp_path):
     """Bad G1 inputs stop train.py with exit code 2 and one 'error:' line naming the fix, no traceback."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     cases = [
-        ("task.env.motion_file=amp_humanoid_walk.npy", "is a clip of task HumanoidAMP .* retarget .*amp_humanoid_walk.npy --robot g1"),
+        (
+            "task.env.motion_file=amp_humanoid_walk.npy",
+            "is a clip of task HumanoidAMP .* retarget .*amp_humanoid_walk.npy --robot g1",
+        ),
         ("task.env.pdGains.knee=[1]", r"task G1AMP: task.env.pdGains\['knee'\] must be \[kp, kd\]"),
         ("task.env.numObservations=90", "numObservations is 90 but the model gives 86"),
     ]
     import re
 
     for arg, pattern in cases:
-        r = subprocess.run([sys.executable, str(REPO / "isaacgymenvs" / "train.py"), "task=G1AMP", "headless=True",
-                            "tracking=none", "num_envs=2", arg], cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=120)
+        r = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "isaacgymenvs" / "train.py"),
+                "task=G1AMP",
+                "headless=True",
+                "tracking=none",
+                "num_envs=2",
+                "train.params.config.minibatch_size=32",
+                "train.params.config.amp_minibatch_size=32",
+                arg,
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 2, (arg, r.stderr[-1500:])
         assert "Traceback" not in r.stderr and re.search(pattern, r.stderr), (arg, r.stderr[-1500:])
 
 
 def test_g1_learner_config_is_humanoid_amp_but_the_measured_changes():
-    """G1AMPPPO.yaml = HumanoidAMPPPO.yaml except the name and disc_grad_penalty (MimicKit's G1 change)
-    (a key added to one file and forgotten in the other fails here)."""
+    """G1AMPPPO.yaml inherits HumanoidAMPPPO.yaml (Hydra defaults list) and holds only the name and
+    disc_grad_penalty (MimicKit's G1 change): the composed G1 learner config is the humanoid's with
+    exactly those two changes, and the file copies nothing else (a key copied into it would fail here)."""
+    from omegaconf import OmegaConf
+
+    from tests.helpers.training import make_cfg
 
     def flat(d, prefix=""):
         out = {}
@@ -223,14 +268,19 @@ def test_g1_learner_config_is_humanoid_amp_but_the_measured_changes():
             out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
         return out
 
-    hum = flat(yaml.safe_load((REPO / "cfg" / "train" / "HumanoidAMPPPO.yaml").read_text()))
-    g1 = flat(yaml.safe_load((REPO / "cfg" / "train" / "G1AMPPPO.yaml").read_text()))
+    # the same task (so that num_actors etc. resolve alike), the two train configs
+    hum = flat(OmegaConf.to_container(make_cfg("task=G1AMP", "train=HumanoidAMPPPO").train, resolve=True))
+    g1 = flat(OmegaConf.to_container(make_cfg("task=G1AMP").train, resolve=True))  # train: ${task}PPO
     assert set(hum) == set(g1)
-    diff = {k: (hum[k], g1[k]) for k in hum if hum[k] != g1[k]}
     c = "params.config."
-    assert diff == {
-        c + "name": ("${resolve_default:HumanoidAMP,${....experiment}}", "${resolve_default:G1AMP,${....experiment}}"),
+    assert {k: (hum[k], g1[k]) for k in hum if hum[k] != g1[k]} == {
+        c + "name": ("HumanoidAMP", "G1AMP"),
         c + "disc_grad_penalty": (5, 10),
     }
+    assert make_cfg("task=G1AMP", "experiment=mine").train.params.config.name == "mine"
+    raw = yaml.safe_load((REPO / "cfg" / "train" / "G1AMPPPO.yaml").read_text())
+    assert raw["defaults"] == ["HumanoidAMPPPO", "_self_"]
+    assert set(flat({k: v for k, v in raw.items() if k != "defaults"})) == {c + "name", c + "disc_grad_penalty"}
     # 4096 envs x horizon 16 (or 32, swept) split into whole minibatches
-    assert (4096 * g1[c + "horizon_length"]) % g1[c + "minibatch_size"] == 0
+    base = flat(yaml.safe_load((REPO / "cfg" / "train" / "HumanoidAMPPPO.yaml").read_text()))
+    assert (4096 * base[c + "horizon_length"]) % base[c + "minibatch_size"] == 0

@@ -1,17 +1,21 @@
 """IsaacGymEnvs' other HumanoidAMP configs: train=HumanoidAMPPPOLowGP, task=HumanoidAMPHands, and
-the Default pose (the T-pose IsaacGymEnvs starts its Default and Hybrid resets from)."""
+the Default pose (the T-pose IsaacGymEnvs starts its Default and Hybrid resets from); the task
+registry; every config key read, unknown keys errors, ignored IsaacGymEnvs keys warnings, one sigma knob."""
 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
+from isaacgymenvs import train as train_mod
+from isaacgymenvs.learning.config_check import ConfigError
 from isaacgymenvs.tasks import make_task
-from test_train import cli, make_cfg
+from tests.helpers.training import cli, make_cfg
 
 
 def _flat(d, prefix=""):
@@ -31,6 +35,7 @@ def test_low_gp_is_humanoid_amp_ppo_with_a_low_gradient_penalty():
     assert (base["params.config.disc_grad_penalty"], low["params.config.disc_grad_penalty"]) == (5, 0.2)
 
 
+@pytest.mark.slow
 def test_hands_task_lets_the_hands_touch_the_ground(humanoid):
     c = OmegaConf.to_container(make_cfg("task=HumanoidAMPHands").task, resolve=True)
     assert c["name"] == "HumanoidAMPHands" and c["env"]["motion_file"] == "amp_humanoid_cartwheel.npy"
@@ -55,6 +60,7 @@ def test_hands_task_lets_the_hands_touch_the_ground(humanoid):
     assert terms.fall_termination(forces, pos, plain.allowed_contact, 0.5, progress).all()
 
 
+@pytest.mark.slow
 def test_hands_task_trains_from_the_command_line(tmp_path):
     r = cli(tmp_path, "task=HumanoidAMPHands", "max_iterations=1", "task.env.motion_file=amp_humanoid_dance.npy")
     assert r.returncode == 0, r.stderr
@@ -65,8 +71,15 @@ def test_default_pose_is_the_t_pose(humanoid):
     """Default resets stand the character in a T-pose: the hands at shoulder height, 0.75 m to either
     side, every joint inside its range, no body touching another; held by the PD controller for a
     second, the shoulders stay put."""
-    task = make_task("HumanoidAMP", dict(OmegaConf.to_container(make_cfg().task.env, resolve=True),
-                                         numEnvs=1, stateInit="Default", motion_file="amp_humanoid_walk.npy"))
+    task = make_task(
+        "HumanoidAMP",
+        dict(
+            OmegaConf.to_container(make_cfg().task.env, resolve=True),
+            numEnvs=1,
+            stateInit="Default",
+            motion_file="amp_humanoid_walk.npy",
+        ),
+    )
     task.reset()
     sim, names = task.sim, task.sim.body_names
     dof = sim.dof_pos[0].numpy()
@@ -85,6 +98,7 @@ def test_default_pose_is_the_t_pose(humanoid):
     assert np.abs(sim.dof_pos[0].numpy()[sx] - dof[sx]).max() < 0.05
 
 
+@pytest.mark.slow
 def test_default_joint_pos_errors_name_the_joint(tmp_path):
     r = cli(tmp_path, "max_iterations=1", "+task.env.defaultJointPos.right_shoulder_q=1.0")
     assert r.returncode == 2 and "defaultJointPos: 'right_shoulder_q' is not a joint" in r.stderr
@@ -92,3 +106,201 @@ def test_default_joint_pos_errors_name_the_joint(tmp_path):
     assert r.returncode == 2 and "defaultJointPos.right_shoulder_x: must be an angle in its range" in r.stderr
     assert "Traceback" not in r.stderr
 
+
+# ---------------------------------------------------------------- the task registry
+def test_registry_describes_each_task_once():
+    """One TaskSpec per cfg/task file, its character from characters.py and its defaults from its
+    composed task config (HumanoidAMPHands inherits HumanoidAMP's keys)."""
+    from pathlib import Path
+
+    from isaacgymenvs import characters
+    from isaacgymenvs import task_registry as reg
+
+    cfg_dir = Path(train_mod.CFG_DIR)
+    assert sorted(p.stem for p in (cfg_dir / "task").glob("*.yaml")) == reg.task_names()
+    for name in reg.task_names():
+        t = reg.get_task(name)
+        assert t.name == name and (cfg_dir / "task" / f"{t.task_config}.yaml").is_file()
+        assert (cfg_dir / "train" / f"{t.train_config}.yaml").is_file()
+        composed = OmegaConf.to_container(make_cfg(f"task={name}"), resolve=True)
+        explicit = OmegaConf.to_container(make_cfg(f"task={name}", f"train={t.train_config}"), resolve=True)
+        assert composed["train"] == explicit["train"]  # config.yaml's `train: ${task}PPO` is the registry's
+        env = composed["task"]["env"]
+        assert composed["task"]["name"] == name
+        assert (t.default_clip, t.motion_ground) == (env["motion_file"], env["motion_ground"])
+        assert (list(t.key_bodies), list(t.contact_bodies)) == (env["keyBodies"], env["contactBodies"])
+        assert t.control_dt == pytest.approx(composed["task"]["sim"]["dt"] * env["controlFrequencyInv"])
+        assert reg.TASKS[name] == (t.character.name, t.clip_dir) and t.clip_dir == t.character.motion_dir
+    hands, humanoid, g1 = (reg.get_task(n) for n in ("HumanoidAMPHands", "HumanoidAMP", "G1AMP"))
+    assert hands.character is humanoid.character is characters.HUMANOID and g1.character is characters.G1
+    # the main task of a character carries the character's own bodies
+    for t in (humanoid, g1):
+        assert (t.key_bodies, t.contact_bodies) == (t.character.key_bodies, t.character.contact_bodies)
+    assert hands.contact_bodies == humanoid.contact_bodies + ("right_hand", "left_hand")
+    assert (g1.mjcf, g1.eval_mjcf, humanoid.eval_mjcf) == (
+        "unitree_g1/scene_mjx.xml",
+        "unitree_g1/scene.xml",
+        "amp_humanoid/amp_humanoid.xml",
+    )
+    # the inherited task config is composed (it used to be read without its defaults list)
+    assert reg.task_env_config("HumanoidAMPHands")["episodeLength"] == 300
+    assert reg.task_control_dt("HumanoidAMPHands") == pytest.approx(0.0332)
+
+
+def test_registry_lookups_and_the_unknown_task_error():
+    from isaacgymenvs import task_registry as reg
+
+    assert reg.task_for_clip("amp_humanoid_walk.npy").name == "HumanoidAMP"
+    assert reg.task_for_clip("clip.NPZ").name == "HumanoidAMP"
+    assert reg.task_for_clip("g1_moves/B_HandsUp.csv").name == "G1AMP"
+    assert reg.task_for_robot("g1").name == reg.task_for_robot("unitree_g1").name == "G1AMP"
+    assert reg.task_for_character("amp_humanoid").name == "HumanoidAMP"
+    with pytest.raises(reg.UnknownTaskError) as e:
+        reg.get_task("HumanoidAmp")
+    msg = str(e.value)
+    assert "\n" not in msg and msg == (
+        "unknown task 'HumanoidAmp' (did you mean HumanoidAMP?); known tasks: G1AMP, HumanoidAMP, HumanoidAMPHands"
+    )
+    assert isinstance(e.value, ValueError)  # callers that caught ValueError still do
+    with pytest.raises(ValueError, match="unknown robot 'h1'; robots: g1"):
+        reg.task_for_robot("h1")
+    with pytest.raises(ValueError, match=r"no character's clips end in '\.bvh'"):
+        reg.task_for_clip("walk.bvh")
+
+
+def test_motion_list_is_the_task_of_its_clips(tmp_path):
+    from isaacgymenvs import task_registry as reg
+
+    lst = tmp_path / "mix.yaml"
+    lst.write_text("motions:\n  - {file: a.csv, weight: 1.0}\n  - {file: b.csv, weight: 2.0}\n")
+    assert reg.task_for_clip(lst).name == "G1AMP"
+
+
+# ---------------------------------------------------------------- every config key is read
+TASK_TRAIN = [
+    ("HumanoidAMP", None),
+    ("HumanoidAMPHands", None),
+    ("G1AMP", None),
+    ("HumanoidAMP", "HumanoidAMPPPOLowGP"),
+]
+
+
+@pytest.mark.parametrize("task,train", TASK_TRAIN)
+def test_shipped_configs_hold_only_keys_that_are_read(task, train):
+    """No key of a shipped config is unknown, replaced or without effect: check_config finds no
+    problem and warns about nothing, and none of the keys IsaacGymEnvs has but this trainer ignores
+    is in the composed config."""
+    from isaacgymenvs.learning.config_check import NO_EFFECT, REPLACED, check_config
+
+    c = OmegaConf.to_container(make_cfg(f"task={task}", *([f"train={train}"] if train else [])), resolve=True)
+    leaves = set(_flat(c))
+    assert check_config(c) == ([], [])
+    for key in (set(NO_EFFECT) | set(REPLACED)) - {
+        "torch_deterministic"
+    }:  # the top-level switch: False, warned when True
+        assert not any(k == key or k.startswith(key + ".") for k in leaves), key
+    assert c["torch_deterministic"] is False
+    assert c["task"]["sim"].keys() == {"dt", "mujoco_timestep"}  # no substeps: MuJoCo runs dt / timestep steps
+
+
+def test_task_env_keys_are_what_make_task_reads():
+    """The known task.env keys are AMPTaskConfig's fields and exactly the env_cfg keys make_task reads."""
+    import re
+    from pathlib import Path
+
+    from isaacgymenvs.learning import config_check
+
+    src = "\n".join(f.read_text() for f in (Path(train_mod.__file__).parent / "tasks").glob("*.py"))
+    read = set(re.findall(r"env_cfg(?:\.get\(|\[)\"(\w+)\"", src)) - {"sim_dt", "mujoco_timestep"}  # set by train.py
+    assert read == set(config_check.TASK_ENV_EXTRA_KEYS)
+
+
+@pytest.mark.slow
+def test_unknown_task_key_is_an_error_with_the_closest_key(tmp_path):
+    with pytest.raises(
+        ConfigError, match=r"^invalid config: task\.env\.numEnv: unknown key \(did you mean 'numEnvs'\?\)$"
+    ):
+        train_mod.Trainer(make_cfg("+task.env.numEnv=8"), runs_dir=str(tmp_path / "runs"))
+    with pytest.raises(
+        ConfigError, match=r"task\.sim\.mujoco_timestp: unknown key \(did you mean 'mujoco_timestep'\?\)"
+    ):
+        train_mod.Trainer(make_cfg("+task.sim.mujoco_timestp=0.01"), runs_dir=str(tmp_path / "runs"))
+    with pytest.raises(ConfigError, match=r"train\.params\.netwrok: unknown key \(did you mean 'network'\?\)"):
+        train_mod.Trainer(make_cfg("+train.params.netwrok.x=1"), runs_dir=str(tmp_path / "runs"))
+    with pytest.raises(
+        ConfigError, match=r"train\.params\.network\.disc\.unit: unknown key \(did you mean 'units'\?\)"
+    ):
+        train_mod.Trainer(make_cfg("+train.params.network.disc.unit=[8]"), runs_dir=str(tmp_path / "runs"))
+    with pytest.raises(ConfigError, match=r"num_actors \(8\) must be the number of envs \(16\)"):
+        train_mod.Trainer(make_cfg("train.params.config.num_actors=8"), runs_dir=str(tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()
+    r = cli(tmp_path, "+task.env.numEnv=8")
+    err = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert err == ["error: invalid config: task.env.numEnv: unknown key (did you mean 'numEnvs'?)"]
+
+
+def test_ignored_isaacgymenvs_keys_warn_and_are_dropped(tmp_path, capsys):
+    t = train_mod.Trainer(
+        make_cfg(
+            "+task.env.powerScale=2.0",
+            "+task.sim.substeps=2",
+            "torch_deterministic=True",
+            "+train.params.config.score_to_win=100",
+            "+train.params.network.disc.activation=elu",
+            "+train.params.config.player.deterministic=False",
+        ),
+        runs_dir=str(tmp_path / "runs"),
+    )
+    err = capsys.readouterr().err.splitlines()
+    for key, instead in [
+        ("task.env.powerScale", "PD servos"),
+        ("task.sim.substeps", "task.sim.mujoco_timestep"),
+        ("torch_deterministic", "seed=N"),
+        ("train.params.config.score_to_win", "max_iterations"),
+        ("train.params.network.disc.activation", "ReLU"),
+        ("train.params.config.player.deterministic", "mean action"),
+    ]:
+        line = [x for x in err if x.startswith(f"warning: {key} has no effect here")]
+        assert len(line) == 1 and instead in line[0], (key, err)
+    # dropped: what runs (and what tracking logs) is what the config shows
+    assert "powerScale" not in t.c["task"]["env"] and "substeps" not in t.c["task"]["sim"]
+    assert "score_to_win" not in t.train_cfg and "activation" not in t.net["disc"]
+    assert "deterministic" not in t.train_cfg["player"]
+    capsys.readouterr()
+    train_mod.Trainer(make_cfg(), runs_dir=str(tmp_path / "runs"))
+    assert "has no effect here (an IsaacGymEnvs key)" not in capsys.readouterr().err  # the shipped config: none
+
+
+@pytest.mark.parametrize(
+    "override,instead",
+    [
+        ("+train.params.config.sigma_scheme=learned", "sigma=fixed|learned"),
+        ("+train.params.network.space.continuous.fixed_sigma=False", "sigma=fixed|learned"),
+        ("+train.params.network.space.continuous.learn_sigma=True", "sigma=learned"),
+        ("+train.params.config.seq_length=8", "seq_len"),
+    ],
+)
+def test_one_sigma_knob_the_duplicates_are_errors(tmp_path, override, instead):
+    key = override[1:].split("=")[0]
+    with pytest.raises(
+        ConfigError, match=rf"^invalid config: {re.escape(key)}: not a setting here: .*{re.escape(instead)}"
+    ):
+        train_mod.Trainer(make_cfg(override), runs_dir=str(tmp_path / "runs"))
+
+
+@pytest.mark.parametrize(
+    "sigma,scheme,std", [("fixed", "fixed", None), ("learned", "learned", None), ("0.2", "fixed", 0.2)]
+)
+def test_sigma_is_the_one_knob(tmp_path, sigma, scheme, std):
+    c = make_cfg(f"sigma={sigma}")
+    assert OmegaConf.select(c, "train.params.config.sigma_scheme") is None
+    net = OmegaConf.to_container(c.train.params.network)
+    assert "fixed_sigma" not in net["space"]["continuous"] and "learn_sigma" not in net["space"]["continuous"]
+    t = train_mod.Trainer(c, runs_dir=str(tmp_path / "runs"))
+    # what the agent and rl_games read, set from the knob
+    assert (t.train_cfg["sigma_scheme"], t.sigma_override) == (scheme, std)
+    from isaacgymenvs.learning.rl_games_adapter import network_params
+
+    assert network_params(t.net)["space"]["continuous"]["fixed_sigma"] is True  # rl_games' state-independent log std
+    assert make_cfg().sigma == "fixed"  # the default, in cfg/config.yaml

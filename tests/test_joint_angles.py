@@ -23,7 +23,7 @@ from isaacgymenvs.motion.hinge_chain import (
     rate_jacobian,
     slerp,
 )
-from stress_clips import STRESS_CASES, make_stress_clip
+from tests.helpers.stress_clips import STRESS_CASES, make_stress_clip
 
 XYZ = ChainAxes((0, 1, 2), (1.0, 1.0, 1.0))
 #: Central differences of the stress clips' smooth bumps at 60 fps are off by less than 0.02 rad/s.
@@ -72,7 +72,7 @@ def test_the_backflip_thigh_takes_the_branch_inside_its_limits(humanoid):
     q = chain_quat(truth, hinges.axes)
     first, _ = decompose(quat_to_matrix(q), hinges.axes)
     assert np.allclose(first, [[2.9216, -0.9116, 3.1116]], atol=1e-4)  # the principal branch is the wrong one
-    got = ja.choose_readings(ja._candidates(hinges, q), hinges.limits)
+    got = ja.choose_readings(ja.candidate_readings(hinges, q), hinges.limits)
     assert np.allclose(got, truth, atol=1e-12)
 
 
@@ -84,7 +84,7 @@ def test_unwrap_offsets_do_not_survive(humanoid):
     truth = np.linspace(0.1, 2.7, 40)[:, None]
     q = chain_quat(truth, hinges.axes)
     q[::3] *= -1  # the stored sign of a quaternion is arbitrary
-    got = ja.choose_readings(ja._candidates(hinges, q), hinges.limits)
+    got = ja.choose_readings(ja.candidate_readings(hinges, q), hinges.limits)
     assert np.allclose(got, truth, atol=1e-12)
 
 
@@ -94,7 +94,9 @@ def test_stress_clip_known_answers(case, humanoid):
     sc = make_stress_clip(sk, case)
     clip = clip_from_skeleton_motion(sc.motion, sk, model, ground="none")
     # FK exact
-    pos, _ = sk.forward_kinematics(torch.tensor(clip.root_pos), torch.tensor(clip.root_quat_wxyz), torch.tensor(clip.dof_pos))
+    pos, _ = sk.forward_kinematics(
+        torch.tensor(clip.root_pos), torch.tensor(clip.root_quat_wxyz), torch.tensor(clip.dof_pos)
+    )
     assert (pos - torch.tensor(sc.motion.global_positions())).abs().max() < 1e-8
     # every joint inside its range, and the true angles wherever the chain is not locked
     lim = sk.dof_limits.numpy()
@@ -134,7 +136,7 @@ def test_near_gimbal_lock_rates_are_bounded(humanoid):
     assert sv[-1] == pytest.approx(math.sqrt(1 - math.sin(b)), rel=1e-6)  # sqrt(1 - sin b) by hand: 0.037
     omega = J @ vt[-1] * 1.0  # a body rate that needs 1 rad/s along the weak direction... exactly
     rates = ja.hinge_rates(ang, omega[None], g.axes)[0]
-    gain = sv[-1] / (sv[-1] ** 2 + ja.LAMBDA0 ** 2 * (1 - (sv[-1] / ja.SIGMA0) ** 2))
+    gain = sv[-1] / (sv[-1] ** 2 + ja.LAMBDA0**2 * (1 - (sv[-1] / ja.SIGMA0) ** 2))
     assert np.allclose(rates, vt[-1] * gain * sv[-1], atol=1e-12)  # damped: 0.39 of the exact rate
     # the worst case: a body rate of 10 rad/s along the weak direction gives at most ~10 / (2 lambda0) / 10
     omega = (J @ vt[-1]) / np.linalg.norm(J @ vt[-1]) * 10.0
@@ -149,7 +151,7 @@ def test_exact_gimbal_lock_frame_is_continuous(humanoid):
     t = np.linspace(-1, 1, 21)
     truth = np.stack((0.3 + 0.2 * t, -math.pi / 2 + 0.4 * t * t, -0.2 + 0.1 * t), -1)  # b = -pi/2 at t = 0
     q = chain_quat(truth, g.axes)
-    got = ja._settle_gimbal_locks(ja.choose_readings(ja._candidates(g, q), g.limits), g)
+    got = ja.settle_gimbal_locks(ja.choose_readings(ja.candidate_readings(g, q), g.limits), g)
     assert _angle_between(chain_quat(got, g.axes), q).max() < 1e-7
     assert np.abs(np.diff(got, axis=0)).max() < 0.1
     assert np.abs(got[10] - truth[10]).max() < 1e-6  # the neighbours' mean lies on the truth's line

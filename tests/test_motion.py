@@ -46,14 +46,21 @@ def test_euler_mapping_reproduces_clip_fk(name, clip_path, humanoid):
 
 def test_joint_limit_violations_match_the_format_notes(clip_path, humanoid):
     model, skeleton = humanoid
-    counts = {n: clip_from_skeleton_motion(load_poselib_npy(clip_path(n)), skeleton, model, "none").joint_limit_violations
-              for n in ("walk", "run", "dance")}
+    counts = {
+        n: clip_from_skeleton_motion(load_poselib_npy(clip_path(n)), skeleton, model, "none").joint_limit_violations
+        for n in ("walk", "run", "dance")
+    }
     assert counts == {"walk": 0, "run": 2, "dance": 116}
 
 
 @pytest.mark.parametrize(
     "fps,dtype,step",
-    [(16.0, np.float64, 4), (60, np.float32, 1), (np.asarray(30, dtype=np.int32), np.float32, 2), (np.float64(20.0), np.float64, 3)],
+    [
+        (16.0, np.float64, 4),
+        (60, np.float32, 1),
+        (np.asarray(30, dtype=np.int32), np.float32, 2),
+        (np.float64(20.0), np.float64, 3),
+    ],
 )
 def test_any_fps_type_and_float_type(make_clip, humanoid, fps, dtype, step):
     path = make_clip(step=step, fps=fps, dtype=dtype)
@@ -122,8 +129,23 @@ def test_wrong_extension_and_missing_file(tmp_path):
 
 def test_clip_with_foreign_joints_is_rejected(make_clip, humanoid):
     model, skeleton = humanoid
-    names = ["pelvis", "torso", "head", "r_arm", "right_lower_arm", "right_hand", "left_upper_arm", "left_lower_arm",
-             "left_hand", "right_thigh", "right_shin", "right_foot", "left_thigh", "left_shin", "left_foot"]
+    names = [
+        "pelvis",
+        "torso",
+        "head",
+        "r_arm",
+        "right_lower_arm",
+        "right_hand",
+        "left_upper_arm",
+        "left_lower_arm",
+        "left_hand",
+        "right_thigh",
+        "right_shin",
+        "right_foot",
+        "left_thigh",
+        "left_shin",
+        "left_foot",
+    ]
     sm = load_poselib_npy(make_clip(node_names=names), trust=True)
     with pytest.raises(ClipError, match=r"missing from the clip: \['right_upper_arm'\].*not in the model: \['r_arm'\]"):
         clip_from_skeleton_motion(sm, skeleton, model, "none")
@@ -153,7 +175,9 @@ def test_motion_yaml_with_missing_file(tmp_path):
 def test_motion_lib_samples_by_weight(tmp_path, clip_path, humanoid):
     model, skeleton = humanoid
     y = tmp_path / "motions.yaml"
-    y.write_text(f"motions:\n  - file: {clip_path('walk')}\n    weight: 3.0\n  - file: {clip_path('run')}\n    weight: 1.0\n")
+    y.write_text(
+        f"motions:\n  - file: {clip_path('walk')}\n    weight: 3.0\n  - file: {clip_path('run')}\n    weight: 1.0\n"
+    )
     lib = MotionLib.from_file(y, skeleton, model, ["right_hand", "left_foot"])
     ids = lib.sample_motions(20000, torch.Generator().manual_seed(0))
     share = (ids == 0).float().mean().item()
@@ -207,6 +231,7 @@ def test_ground_offset_lifts_penetrating_frames(clip_path, humanoid):
 
 
 # ------------------------------------------------------------------ CLI
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["walk", "run", "dance"])
 def test_cli_check(capsys, clip_path, name):
     code, res, _ = run_cli(capsys, "check", clip_path(name))
@@ -253,3 +278,30 @@ def test_cli_takes_bundled_clip_names(capsys, clip_path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, res, _ = run_cli(capsys, "convert", "amp_humanoid_run.npy")
     assert code == 0 and res["out"] == "amp_humanoid_run.npz" and (tmp_path / "amp_humanoid_run.npz").exists()
+
+
+# ------------------------------------------------------------------ layering
+@pytest.mark.slow
+def test_motion_package_imports_nothing_above_it():
+    """Every module of isaacgymenvs.motion imports without the simulator, the tasks, the learner, the
+    characters or the task registry; only `python -m isaacgymenvs.motion` (__main__) forwards to
+    motion_check, which holds the command line."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import importlib, pkgutil, sys, isaacgymenvs.motion as m; "
+        "[importlib.import_module('isaacgymenvs.motion.' + i.name) for i in pkgutil.iter_modules(m.__path__) "
+        "if i.name != '__main__']; "
+        "up = ('isaacgymenvs.sim', 'isaacgymenvs.tasks', 'isaacgymenvs.learning', 'isaacgymenvs.characters', "
+        "'isaacgymenvs.task_registry', 'isaacgymenvs.motion_check'); "
+        "bad = sorted(k for k in sys.modules if any(k == u or k.startswith(u + '.') for u in up)); "
+        "sys.exit(repr(bad) if bad else 0)"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr + r.stdout
+    from isaacgymenvs import motion_check
+
+    assert cli.main is motion_check.main

@@ -19,13 +19,15 @@ import pytest
 import torch
 
 from isaacgymenvs.export import export
-from isaacgymenvs.promote import PromoteError, main as promote_main, promote
-from test_tracking import Server, _free_port, module_server  # the real `mlflow server` on 127.0.0.1
+from sweeps.promote import PromoteError, promote
+from sweeps.promote import main as promote_main
+from tests.helpers.mlflow_server import Server, free_port, module_server  # the real `mlflow server` on 127.0.0.1
+from tests.helpers.sweeping import METRIC, fake_sweep
+
+pytestmark = pytest.mark.slow  # every test here trains, runs a sweep or a server
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "HumanoidAMP-policy"
-METRIC = "eval/motion_nn_dist"
-DIMS = {"train.params.config.bounds_loss_coef": 10, "sigma": "fixed"}
 
 
 server = module_server("promote_mlflow")
@@ -38,50 +40,13 @@ def _no_user_store(monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from test_train import trainer
-
-    return Path(trainer(tmp_path_factory.mktemp("promote_train"), "max_iterations=1").train())
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory):
     return tmp_path_factory.mktemp("sweeps_out")
-
-
-def fake_sweep(server: Server, storage: Path, name: str, trials: list[tuple], tmp: Path, task: str = "HumanoidAMP") -> dict:
-    """A finished sweep as `make sweep` leaves it. ``trials``: (eval/motion_nn_dist, status, checkpoint file or None
-    [, {other metric: latest value}])."""
-    from mlflow import MlflowClient
-
-    c = MlflowClient(server.url)
-    exp = c.create_experiment(f"sweep_{name}")
-    parent = c.create_run(exp, run_name=name, tags={"sweep": name}).info.run_id
-    runs = []
-    for i, (value, status, ckpt, *extra) in enumerate(trials):
-        rid = c.create_run(exp, run_name=f"{name}_trial_{i}", tags={
-            "mlflow.parentRunId": parent, "ray_trial_id": f"{name}_{i:05d}", "sweep": name, "task": task}).info.run_id
-        for k, v in DIMS.items():
-            c.log_param(rid, k, v)
-        c.log_param(rid, "task.name", task)
-        c.log_metric(rid, METRIC, value + 1.0, step=1)
-        c.log_metric(rid, METRIC, value, step=2)  # the latest value counts
-        c.log_metric(rid, "reward/disc", 100.0 - value, step=2)  # a higher disc reward for worse runs: never used
-        for k, v in (extra[0] if extra else {}).items():
-            c.log_metric(rid, k, v, step=2)
-        if ckpt is not None:
-            staged = tmp / f"{name}_{i}" / "best.pth"
-            staged.parent.mkdir(parents=True)
-            staged.write_bytes(Path(ckpt).read_bytes())
-            c.log_artifact(rid, str(staged), "checkpoints")
-        c.set_terminated(rid, status)
-        runs.append(rid)
-    c.set_terminated(parent, "FINISHED")
-    (storage / name).mkdir(parents=True)
-    (storage / name / "sweep.json").write_text(json.dumps({
-        "parent_run_id": parent, "uri": server.url, "experiment": f"sweep_{name}",
-        "spec": {"name": name, "metric": METRIC, "mode": "min", "points": [DIMS]}}))
-    return {"parent": parent, "runs": runs}
 
 
 def versions(server: Server) -> dict[int, dict]:
@@ -106,8 +71,18 @@ def corrupt(checkpoint: Path, out: Path, how: str) -> Path:
 
 # ------------------------------------------------------------------------------------------------ tests
 def test_promote_registers_once_and_moves_champion_only_when_better(server, storage, checkpoint, tmp_path, capsys):
-    s1 = fake_sweep(server, storage, "s1", [(0.5, "FINISHED", checkpoint), (0.7, "FINISHED", checkpoint),
-                                            (0.1, "RUNNING", checkpoint), (0.05, "FAILED", checkpoint)], tmp_path)
+    s1 = fake_sweep(
+        server,
+        storage,
+        "s1",
+        [
+            (0.5, "FINISHED", checkpoint),
+            (0.7, "FINISHED", checkpoint),
+            (0.1, "RUNNING", checkpoint),
+            (0.05, "FAILED", checkpoint),
+        ],
+        tmp_path,
+    )
     res = promote("s1", storage=storage)
     assert res["registered"] and res["version"] == 1 and res["alias_moved"] and res["champion_version"] == 1
     assert res["source_run_id"] == s1["runs"][0] and res["value"] == 0.5  # FINISHED only; latest value; not reward/disc
@@ -135,7 +110,12 @@ def test_promote_registers_once_and_moves_champion_only_when_better(server, stor
     capsys.readouterr()
     assert promote_main([f"storage={storage}", "sweep=s2", "force=1"]) == 0  # FORCE=1 moves it (nothing new registered)
     forced = json.loads(capsys.readouterr().out)
-    assert not forced["registered"] and forced["alias_moved"] and champion(server) == 2 and sorted(versions(server)) == [1, 2]
+    assert (
+        not forced["registered"]
+        and forced["alias_moved"]
+        and champion(server) == 2
+        and sorted(versions(server)) == [1, 2]
+    )
 
     fake_sweep(server, storage, "s3", [(0.3, "FINISHED", checkpoint)], tmp_path)  # better than the champion: moves
     better = promote("s3", storage=storage)
@@ -145,10 +125,15 @@ def test_promote_registers_once_and_moves_champion_only_when_better(server, stor
     import isaacgymenvs.export as export_mod
 
     def failing_check(*a, **k):
-        raise export_mod.ExportCheckError("export check failed in the test: max |policy.onnx - model| = 1; do not deploy")
+        raise export_mod.ExportCheckError(
+            "export check failed in the test: max |policy.onnx - model| = 1; do not deploy"
+        )
 
-    for name, how, msg in (("s4", "check", "export check failed"), ("s5", "nan", "NaN or infinite values"),
-                           ("s6", "truncated", "cannot be read")):
+    for name, how, msg in (
+        ("s4", "check", "export check failed"),
+        ("s5", "nan", "NaN or infinite values"),
+        ("s6", "truncated", "cannot be read"),
+    ):
         bad = corrupt(checkpoint, tmp_path / f"{how}.pth", how) if how != "check" else checkpoint
         fake_sweep(server, storage, name, [(0.01, "FINISHED", bad)], tmp_path)
         capsys.readouterr()
@@ -175,7 +160,9 @@ def test_champion_loads_through_mlflow_with_the_local_exports_actions(server, st
     with _use_tracking_uri(server.url):
         model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
         a_mlflow = model.predict(obs)
-    a_local = ort.InferenceSession(str(local / "policy.onnx"), providers=["CPUExecutionProvider"]).run(None, {"obs": obs})[0]
+    a_local = ort.InferenceSession(str(local / "policy.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"obs": obs}
+    )[0]
     assert a_mlflow.shape == (64, 28) and np.abs(a_mlflow - a_local).max() <= 1e-6
 
 
@@ -186,18 +173,35 @@ def test_sim2sim_on_the_champion_without_torch_logs_to_the_run(server, storage, 
     champ = versions(server)[champion(server)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(PYTHONPATH=str(REPO), MLFLOW_TRACKING_URI=server.url, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
-    code = ("import json, sys; from isaacgymenvs.sim2sim import main; rc = main(sys.argv[1:]); "
-            "print('TORCH', 'torch' in sys.modules, 'MLFLOW', 'mlflow' in sys.modules); sys.exit(rc)")
+    code = (
+        "import json, sys; from sweeps.sim2sim import main; rc = main(sys.argv[1:]); "
+        "print('TORCH', 'torch' in sys.modules, 'MLFLOW', 'mlflow' in sys.modules); sys.exit(rc)"
+    )
     gif = tmp_path / "champ.gif"
-    r = subprocess.run([sys.executable, "-c", code, f"policy=models:/{MODEL}@champion", "episodes=2", f"video={gif}"],
-                       env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", code, f"policy=models:/{MODEL}@champion", "episodes=2", f"video={gif}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if r.returncode != 0 and ("gladLoadGL" in r.stderr or "EGL" in r.stderr or "OpenGL" in r.stderr):
         pytest.skip(f"no offscreen OpenGL here: {r.stderr.strip().splitlines()[-1]}")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "TORCH False MLFLOW True" in r.stdout  # the registry was used, torch never imported
     res = json.loads(r.stdout[: r.stdout.index("TORCH")])
-    assert res["episodes"] == 2 and 0.0 <= res["fall_rate"] <= 1.0 and res["motion_nn_dist"] > 0
     assert res["model_version"] == int(champ["version"]) and res["logged_to_run"] == champ["run_id"]
+    # the same numbers as sim2sim of the version's export folder run here (same seed, episodes)
+    from isaacgymenvs import sim2sim
+    from tracking.registry import Registry
+
+    reg = Registry(server.url)
+    local = sim2sim.run(
+        reg.download_policy(reg.resolve(f"models:/{MODEL}@champion"), tmp_path / "dl"), 2, None, None, 0
+    )
+    assert res["episodes"] == local["episodes"] == 2
+    for k in ("fall_rate", "survival", "motion_nn_dist", "score"):
+        assert res[k] == local[k], k
     from PIL import Image
 
     frames = Image.open(gif)
@@ -209,7 +213,7 @@ def test_sim2sim_on_the_champion_without_torch_logs_to_the_run(server, storage, 
 
 
 def test_clear_errors(server, storage, checkpoint, tmp_path, monkeypatch, capsys):
-    from isaacgymenvs import sim2sim
+    from sweeps import sim2sim
 
     def err_of(fn, *args):
         assert fn(list(args)) == 1
@@ -235,7 +239,12 @@ def test_clear_errors(server, storage, checkpoint, tmp_path, monkeypatch, capsys
     fake_sweep(server, storage, "unfinished", [(0.2, "RUNNING", checkpoint), (0.1, "FAILED", None)], tmp_path)
     e = err_of(promote_main, f"storage={storage}", "sweep=unfinished")
     assert "no finished trial" in e and "RUNNING" in e and "FAILED" in e
-    e = err_of(promote_main, f"storage={storage}", "sweep=s1" if (storage / "s1").exists() else "sweep=e0", "metric=reward/disc")
+    e = err_of(
+        promote_main,
+        f"storage={storage}",
+        "sweep=s1" if (storage / "s1").exists() else "sweep=e0",
+        "metric=reward/disc",
+    )
     assert "not comparable between runs" in e
     # the best finished trial has no checkpoint (stopped before its first one): the next best is taken;
     # with none that has one, a clear error
@@ -254,7 +263,7 @@ def test_clear_errors(server, storage, checkpoint, tmp_path, monkeypatch, capsys
     dead = storage / "dead"
     dead.mkdir()
     state = json.loads((storage / "nometric" / "sweep.json").read_text())
-    (dead / "sweep.json").write_text(json.dumps({**state, "uri": f"http://127.0.0.1:{_free_port()}"}))
+    (dead / "sweep.json").write_text(json.dumps({**state, "uri": f"http://127.0.0.1:{free_port()}"}))
     e = err_of(promote_main, f"storage={storage}", "sweep=dead")
     assert "cannot be reached" in e and "127.0.0.1" in e
     with pytest.raises(PromoteError, match="no"):
@@ -277,14 +286,16 @@ def test_a_g1_sweep_promotes_to_its_own_model(server, storage, tmp_path):
 
     from isaacgymenvs import assets
     from isaacgymenvs import train as train_mod
-    from test_train import TINY
+    from tests.helpers.training import TINY
 
     try:
         assets.asset_path("unitree_g1/scene_mjx.xml")
     except assets.AssetNotFoundError as e:
         pytest.skip(f"asset missing: {e}")
     with initialize_config_dir(config_dir=train_mod.CFG_DIR, version_base="1.1"):
-        cfg = compose("config", overrides=[a for a in TINY if not a.startswith("task=")] + ["task=G1AMP", "max_iterations=1"])
+        cfg = compose(
+            "config", overrides=[a for a in TINY if not a.startswith("task=")] + ["task=G1AMP", "max_iterations=1"]
+        )
     t = train_mod.Trainer(cfg, runs_dir=str(tmp_path / "runs"))
     t.build()
     g1_ckpt = Path(t.train())
@@ -299,16 +310,26 @@ def test_a_g1_sweep_promotes_to_its_own_model(server, storage, tmp_path):
     tags = {x["key"]: x["value"] for x in found[0].get("tags", [])}
     assert tags["task"] == "G1AMP" and tags["export.check"] == "passed"
     model_id = found[0]["source"].rsplit("/", 1)[-1]
-    info = json.loads(next((server.root / "artifacts").rglob(f"{model_id}/artifacts/artifacts/policy/policy.json")).read_text())
+    info = json.loads(
+        next((server.root / "artifacts").rglob(f"{model_id}/artifacts/artifacts/policy/policy.json")).read_text()
+    )
     assert info["task"] == "G1AMP" and len(info["joint_order"]) == 29 and info["action"]["mapping"] == "default_pose"
 
 
 def test_a_diverged_or_blown_up_candidate_is_refused_even_with_force(server, storage, checkpoint, tmp_path, capsys):
     """The best-ranked trials have a non-finite loss or a blow-up in their final evaluation: promote
     names why it skips them and takes the next; with no other, it refuses, and force=1 changes nothing."""
-    fake_sweep(server, storage, "refuse", [(0.01, "FINISHED", checkpoint, {"loss/critic": float("nan")}),
-                                           (0.02, "FINISHED", checkpoint, {"eval/unstable_envs": 3.0}),
-                                           (0.40, "FINISHED", checkpoint)], tmp_path)
+    fake_sweep(
+        server,
+        storage,
+        "refuse",
+        [
+            (0.01, "FINISHED", checkpoint, {"loss/critic": float("nan")}),
+            (0.02, "FINISHED", checkpoint, {"eval/unstable_envs": 3.0}),
+            (0.40, "FINISHED", checkpoint),
+        ],
+        tmp_path,
+    )
     res = promote("refuse", storage=storage)
     assert res["trial"] == "refuse_trial_2" and len(res["refused"]) == 2
     err = capsys.readouterr().err
@@ -328,10 +349,24 @@ def test_champion_never_moves_to_a_version_that_always_falls(server, storage, ch
 
     c = MlflowClient(server.url)
     name = "HumanoidAMPHands-policy"  # its own model: the other tests' champions are not disturbed
-    fake_sweep(server, storage, "up", [(0.5, "FINISHED", checkpoint, {"eval/fall_rate": 0.2})], tmp_path, task="HumanoidAMPHands")
+    fake_sweep(
+        server,
+        storage,
+        "up",
+        [(0.5, "FINISHED", checkpoint, {"eval/fall_rate": 0.2})],
+        tmp_path,
+        task="HumanoidAMPHands",
+    )
     first = promote("up", storage=storage)
     assert first["alias_moved"]
-    fake_sweep(server, storage, "falls", [(0.01, "FINISHED", checkpoint, {"eval/fall_rate": 1.0})], tmp_path, task="HumanoidAMPHands")
+    fake_sweep(
+        server,
+        storage,
+        "falls",
+        [(0.01, "FINISHED", checkpoint, {"eval/fall_rate": 1.0})],
+        tmp_path,
+        task="HumanoidAMPHands",
+    )
     for force in (False, True):
         res = promote("falls", storage=storage, force=force)
         assert not res["alias_moved"] and "falls in every evaluation episode" in res["reason"]

@@ -1,11 +1,7 @@
 """Hand-checked behaviour of isaacgymenvs/learning/replay_buffer.py."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-
 
 from isaacgymenvs.learning.replay_buffer import ReplayBuffer
 

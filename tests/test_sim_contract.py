@@ -18,7 +18,8 @@ def _backends():
     gpu = importlib.util.find_spec("mujoco_warp") is not None and (warp_device == "cpu" or torch.cuda.is_available())
     out.append(
         pytest.param(
-            ("mujoco_warp", warp_device), id="mujoco_warp",
+            ("mujoco_warp", warp_device),
+            id="mujoco_warp",
             marks=pytest.mark.skipif(not gpu, reason="mujoco_warp backend needs mujoco-warp and a CUDA GPU"),
         )
     )
@@ -60,8 +61,14 @@ def test_shapes(make):
     assert (D, B, sim.substeps) == (28, 15, 6)
     assert sim.control_dt == pytest.approx(6 * 0.00555)
     shapes = {
-        "root_pos_w": (N, 3), "root_quat_w": (N, 4), "root_lin_vel_w": (N, 3), "root_ang_vel_w": (N, 3),
-        "dof_pos": (N, D), "dof_vel": (N, D), "body_pos_w": (N, B, 3), "contact_forces_w": (N, B, 3),
+        "root_pos_w": (N, 3),
+        "root_quat_w": (N, 4),
+        "root_lin_vel_w": (N, 3),
+        "root_ang_vel_w": (N, 3),
+        "dof_pos": (N, D),
+        "dof_vel": (N, D),
+        "body_pos_w": (N, B, 3),
+        "contact_forces_w": (N, B, 3),
     }
     for name, shape in shapes.items():
         t = getattr(sim, name)
@@ -126,7 +133,12 @@ def test_masked_write_leaves_the_others_bit_for_bit(make):
     # bit for bit on the CPU; on a GPU the contact solver's parallel reductions differ in the last
     # bits between two sims (measured on an H100: 1.2e-5 after 3 steps)
     tol = 0.0 if a.device.type == "cpu" else 1e-4
-    for x, y in ((a.root_pos_w, b.root_pos_w), (a.dof_pos, b.dof_pos), (a.dof_vel, b.dof_vel), (a.body_pos_w, b.body_pos_w)):
+    for x, y in (
+        (a.root_pos_w, b.root_pos_w),
+        (a.dof_pos, b.dof_pos),
+        (a.dof_vel, b.dof_vel),
+        (a.body_pos_w, b.body_pos_w),
+    ):
         assert (x[[0, 2]] - y[[0, 2]]).abs().max().item() <= tol
         assert (x[1] - y[1]).abs().max().item() > 1e-3
 
@@ -140,7 +152,10 @@ def test_body_positions_after_a_step_are_those_of_the_new_state(make):
     for _ in range(2):
         sim.step()
     stepped = sim.body_pos_w.clone()
-    state = [t.clone() for t in (sim.root_pos_w, sim.root_quat_w, sim.root_lin_vel_w, sim.root_ang_vel_w, sim.dof_pos, sim.dof_vel)]
+    state = [
+        t.clone()
+        for t in (sim.root_pos_w, sim.root_quat_w, sim.root_lin_vel_w, sim.root_ang_vel_w, sim.dof_pos, sim.dof_vel)
+    ]
     sim.write_state(None, *state)
     assert torch.allclose(stepped, sim.body_pos_w, atol=1e-5)
 
@@ -202,7 +217,9 @@ def test_bad_inputs(make, humanoid):
         make_backend("physx", model, 1, 1 / 30)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mujoco_warp") is not None and torch.cuda.is_available(), reason="GPU present")
+@pytest.mark.skipif(
+    importlib.util.find_spec("mujoco_warp") is not None and torch.cuda.is_available(), reason="GPU present"
+)
 def test_warp_without_gpu_names_the_fix(humanoid):
     model, _ = humanoid
     with pytest.raises(BackendUnavailableError, match="sim=mujoco"):

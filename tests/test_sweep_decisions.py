@@ -11,15 +11,20 @@ import torch
 
 from isaacgymenvs.learning.config_check import ConfigError
 from sweeps import analysis, space
-from test_sweeps import P, children, run_sweep, steps, tiny_spec
-from test_tracking import module_server
+from tests.helpers.mlflow_server import module_server
+from tests.helpers.sweeping import P, children, run_sweep, steps, tiny_spec
 
 server = module_server("sweep_decisions_mlflow")  # this module's own `mlflow server`
-H16 = {"train.params.config.bounds_loss_coef": 10, "train.params.config.horizon_length": 16, "sigma": "fixed",
-       "train.params.config.seq_len": 4}
+H16 = {
+    "train.params.config.bounds_loss_coef": 10,
+    "train.params.config.horizon_length": 16,
+    "sigma": "fixed",
+    "train.params.config.seq_len": 4,
+}
 H32 = {**H16, "train.params.config.horizon_length": 32}
 
 
+@pytest.mark.slow
 def test_seeds_give_a_table_per_configuration_and_the_effect_of_each_dimension(tmp_path, server):
     """Two configurations x two seeds: four trials; the console and the parent run hold the
     per-configuration table (mean and spread over the seeds) and each dimension's effect."""
@@ -37,22 +42,32 @@ def test_seeds_give_a_table_per_configuration_and_the_effect_of_each_dimension(t
     rows = {(r["params"]["sigma"], r["params"]["seed"]): r["metric"] for r in res["rows"]}
     for sigma, c in by_sigma.items():  # the mean and spread are those of its two seeds
         vals = [rows[(sigma, 42)], rows[(sigma, 43)]]
-        assert c["mean"] == pytest.approx(sum(vals) / 2) and c["std"] == pytest.approx(abs(vals[0] - vals[1]) / 2 ** 0.5)
+        assert c["mean"] == pytest.approx(sum(vals) / 2) and c["std"] == pytest.approx(abs(vals[0] - vals[1]) / 2**0.5)
     eff = {(e["dimension"], str(e["value"])): e for e in res["effects"]}
     d = eff[("sigma", "learned")]
     assert d["diff"] == pytest.approx(by_sigma["learned"]["mean"] - by_sigma["fixed"]["mean"])
     assert d["ci_low"] <= d["diff"] <= d["ci_high"]
     parent = parents[0]
-    assert {"results.txt", "results.json", "effects.png", "parallel_coordinates.png"} <= set(server.artifacts(parent["info"]["run_id"]))
+    assert {"results.txt", "results.json", "effects.png", "parallel_coordinates.png"} <= set(
+        server.artifacts(parent["info"]["run_id"])
+    )
     assert "best configuration:" in parent["tags"]["mlflow.note.content"]
 
 
+@pytest.mark.slow
 def test_rungs_in_env_steps_compare_horizons_at_equal_samples(tmp_path, server):
     """Horizon 16 and 32 under one env-step budget of 2,048: both are evaluated (and reported to ASHA)
     at the same env-step counts, every 512 (2 epochs against 1), and ASHA's rung at 1,024 compares
     them there."""
-    spec = tiny_spec("equal", epochs=100, points=[H16, H32], scheduler="asha", budget={"env_steps": 2048},
-                     report_every_steps=512, asha={"time_attr": "env_steps", "grace_period": 1024, "reduction_factor": 2})
+    spec = tiny_spec(
+        "equal",
+        epochs=100,
+        points=[H16, H32],
+        scheduler="asha",
+        budget={"env_steps": 2048},
+        report_every_steps=512,
+        asha={"time_attr": "env_steps", "grace_period": 1024, "reduction_factor": 2},
+    )
     from sweeps.runner import _scheduler
 
     sched = _scheduler(space.normalize(spec), 100)
@@ -66,8 +81,8 @@ def test_rungs_in_env_steps_compare_horizons_at_equal_samples(tmp_path, server):
         h = k["params"]["train.params.config.horizon_length"]
         evaluated[h] = [e * per_epoch[h] for e in steps(server, k, "eval/score")]
     schedule = [512, 1024, 1536, 2048]
-    for h, at in evaluated.items():  # the same env-step counts for both horizons, as far as each got
-        assert at == schedule[:len(at)], evaluated
+    for at in evaluated.values():  # the same env-step counts for both horizons, as far as each got
+        assert at == schedule[: len(at)], evaluated
     assert max(len(at) for at in evaluated.values()) == 4
     # a trial ASHA stopped was stopped at its rung (1,024 env steps), compared with the other at equal experience
     assert all(len(at) in (2, 4) for at in evaluated.values()), evaluated
@@ -75,22 +90,34 @@ def test_rungs_in_env_steps_compare_horizons_at_equal_samples(tmp_path, server):
     assert {r["env_steps"] for r in res["rows"]} <= {1024, 2048}
 
 
+@pytest.mark.slow
 def test_diverged_trials_end_failed_with_their_reasons_and_are_never_promoted(tmp_path, server, capsys):
     """A trial whose critic loss turns NaN and one with an absurd learning rate end FAILED with
     their real reasons (not retried), the other finishes, the sweep exits 0 and lists them, and
     `make promote` takes the finished one."""
     nan = {**P[0], "train.params.config.bounds_loss_coef": 2}
     absurd = {**P[0], "train.params.config.bounds_loss_coef": 3, "train.params.config.learning_rate": 1000.0}
-    spec = tiny_spec("diverge", epochs=3, points=[P[0], nan, absurd], max_failures=2,
-                     fail=[{"match": {"train.params.config.bounds_loss_coef": 2}, "at_epoch": 2, "kind": "nan", "attempts": "always"}])
-    spec["overrides"] = [o for o in spec["overrides"] if not o.startswith("train.params.network.rnn")]  # MLP: exportable
+    spec = tiny_spec(
+        "diverge",
+        epochs=3,
+        points=[P[0], nan, absurd],
+        max_failures=2,
+        fail=[
+            {"match": {"train.params.config.bounds_loss_coef": 2}, "at_epoch": 2, "kind": "nan", "attempts": "always"}
+        ],
+    )
+    spec["overrides"] = [
+        o for o in spec["overrides"] if not o.startswith("train.params.network.rnn")
+    ]  # MLP: exportable
     r = run_sweep(tmp_path, spec, server)
     assert r.returncode == 0, r.stdout[-4000:]
     assert "2 trial(s) failed (never ranked)" in r.stdout
     parents, kids = children(server, spec)
     by = {k["params"]["train.params.config.bounds_loss_coef"]: k for k in kids}
     assert by["10"]["info"]["status"] == "FINISHED"
-    assert by["2"]["info"]["status"] == "FAILED" and "diverged at epoch 2: loss/critic is nan" in by["2"]["tags"]["error"]
+    assert (
+        by["2"]["info"]["status"] == "FAILED" and "diverged at epoch 2: loss/critic is nan" in by["2"]["tags"]["error"]
+    )
     assert by["3"]["info"]["status"] == "FAILED" and "updates had non-finite gradients" in by["3"]["tags"]["error"]
     assert "restored_from_epoch" not in by["2"]["tags"] and "restored_from_epoch" not in by["3"]["tags"]  # no retry
     res = json.loads((tmp_path / "out" / "diverge" / "results.json").read_text())
@@ -99,15 +126,16 @@ def test_diverged_trials_end_failed_with_their_reasons_and_are_never_promoted(tm
     assert [c["params"]["train.params.config.bounds_loss_coef"] for c in res["configurations"]] == [10]
     assert parents[0]["info"]["status"] == "FINISHED" and parents[0]["tags"]["failed_trials"] == "2"
 
-    from isaacgymenvs.promote import promote
+    from sweeps.promote import promote
 
     out = promote("diverge", storage=tmp_path / "out")
     assert out["source_run_id"] == by["10"]["info"]["run_id"]
 
 
+@pytest.mark.slow
 def test_a_checkpoint_with_nonfinite_weights_is_not_continued_from(tmp_path):
     from sweeps.trial import restore_refusal
-    from test_train import trainer
+    from tests.helpers.training import trainer
 
     path = trainer(tmp_path, "max_iterations=1", "train.params.config.eval_envs=0").train()
     assert restore_refusal(path) is None
@@ -117,16 +145,21 @@ def test_a_checkpoint_with_nonfinite_weights_is_not_continued_from(tmp_path):
     assert "non-finite weights" in restore_refusal(tmp_path / "nan.pth")
 
 
-@pytest.mark.parametrize("change,match", [
-    ({"num_samples": 2}, "num_samples: 2 repeats of the same points and grid would be the same runs.*use seeds: 2"),
-    ({"num_samples": "two"}, "num_samples: must be a whole number >= 1, got 'two'"),
-    ({"seeds": [1, 1]}, "seeds: must be a count >= 1 or a list of distinct"),
-    ({"search": "optuna", "seeds": 2, "points": [], "space": {"sigma": {"choice": ["fixed", "learned"]}}},
-     "several seeds per configuration need search: grid"),
-    ({"budget": {"epochs": 3}}, r"budget: must be \{env_steps: N\}"),
-    ({"asha": {"time_attr": "epochs"}}, "asha.time_attr: must be one of"),
-    ({"overrides": ["task=HumanoidAMP", "num_envs=-8"]}, "num_envs: must be at least 1, got -8"),
-])
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"num_samples": 2}, "num_samples: 2 repeats of the same points and grid would be the same runs.*use seeds: 2"),
+        ({"num_samples": "two"}, "num_samples: must be a whole number >= 1, got 'two'"),
+        ({"seeds": [1, 1]}, "seeds: must be a count >= 1 or a list of distinct"),
+        (
+            {"search": "optuna", "seeds": 2, "points": [], "space": {"sigma": {"choice": ["fixed", "learned"]}}},
+            "several seeds per configuration need search: grid",
+        ),
+        ({"budget": {"epochs": 3}}, r"budget: must be \{env_steps: N\}"),
+        ({"asha": {"time_attr": "epochs"}}, "asha.time_attr: must be one of"),
+        ({"overrides": ["task=HumanoidAMP", "num_envs=-8"]}, "num_envs: must be at least 1, got -8"),
+    ],
+)
 def test_sweep_files_that_could_only_fail_later_are_refused_before_ray(change, match):
     spec = space.normalize({**tiny_spec("bad", epochs=2, points=P[:1]), **change})
     with pytest.raises(ConfigError, match=match):
@@ -136,13 +169,15 @@ def test_sweep_files_that_could_only_fail_later_are_refused_before_ray(change, m
 def test_effects_by_hand():
     """Two values of one dimension, two trials each: the difference of means and an interval that
     holds it; one value alone gives no effect."""
-    rows = [{"trial": str(i), "params": {"d": d, "seed": s}, "metric": m, "status": "OK"}
-            for i, (d, s, m) in enumerate([("a", 1, 1.0), ("a", 2, 3.0), ("b", 1, 6.0), ("b", 2, 8.0)])]
+    rows = [
+        {"trial": str(i), "params": {"d": d, "seed": s}, "metric": m, "status": "OK"}
+        for i, (d, s, m) in enumerate([("a", 1, 1.0), ("a", 2, 3.0), ("b", 1, 6.0), ("b", 2, 8.0)])
+    ]
     (base, other) = analysis.dimension_effects(rows, ["d"])
     assert base["mean"] == 2.0 and "diff" not in base
     assert other["mean"] == 7.0 and other["diff"] == 5.0 and 3.0 <= other["ci_low"] <= 5.0 <= other["ci_high"] <= 7.0
     configs = analysis.configurations(rows, "max")
-    assert [c["params"]["d"] for c in configs] == ["b", "a"] and configs[0]["std"] == pytest.approx(2 ** 0.5)
+    assert [c["params"]["d"] for c in configs] == ["b", "a"] and configs[0]["std"] == pytest.approx(2**0.5)
     assert analysis.dimension_effects(rows[:2], ["d"]) == []
     rows[3]["status"] = "FAILED"
     assert analysis.configurations(rows, "max")[0]["n"] == 1  # a failed trial is never counted

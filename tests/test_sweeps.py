@@ -21,81 +21,37 @@ import yaml
 
 from isaacgymenvs.learning.config_check import ConfigError
 from sweeps import space
+from tests.helpers.mlflow_server import free_port, module_server  # the real `mlflow server` on 127.0.0.1
+from tests.helpers.sweeping import (
+    SWEEP_TIMEOUT_S,
+    P,
+    children,
+    env_for,
+    kill_group,
+    run_sweep,
+    steps,
+    sweep_cmd,
+    tiny_spec,
+)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ may be a package: import its helpers by name
-from test_tracking import Server, _free_port, module_server  # noqa: E402  (the real `mlflow server` on 127.0.0.1)
-
+pytestmark = pytest.mark.slow  # every test here trains, runs a sweep or a server
 REPO = Path(__file__).resolve().parents[1]
-SWEEP_TIMEOUT_S = 240
-CHILD_KEYS = ("disc/agent_logit", "disc/agent_replay_logit", "disc/demo_logit", "reward/disc", "rollout/motion_nn_dist",
-              "rollout/fall_rate", "eval/score", "eval/fall_rate")
-DIMS = ("train.params.config.bounds_loss_coef", "train.params.config.horizon_length", "sigma", "train.params.config.seq_len")
-
-
-def tiny_spec(name: str, epochs: int, points: list[dict], **kw) -> dict:
-    base = space.load("lstm_cpu")
-    spec = {k: base[k] for k in ("metric", "mode", "overrides", "resources")}
-    spec["overrides"] = [o for o in base["overrides"] if not o.startswith("max_iterations=")] + [f"max_iterations={epochs}"]
-    spec.update(name=name, experiment=f"sweep_{name}", points=points, max_concurrent_trials=2, scheduler="fifo",
-                max_failures=1, report_every=1, time_budget_s=0)
-    spec.update(kw)
-    return spec
-
-
-P = [
-    {"train.params.config.bounds_loss_coef": 10, "train.params.config.horizon_length": 16, "sigma": "fixed", "train.params.config.seq_len": 4},
-    {"train.params.config.bounds_loss_coef": 1, "train.params.config.horizon_length": 16, "sigma": "learned", "train.params.config.seq_len": 8},
-    {"train.params.config.bounds_loss_coef": 5, "train.params.config.horizon_length": 8, "sigma": "learned", "train.params.config.seq_len": 4},
-]
-
-
-def env_for(extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_"))}
-    env.update(PYTHONPATH=str(REPO), RAY_DEDUP_LOGS="0", PYTHONUNBUFFERED="1")
-    env.update(extra or {})
-    return env
-
-
-def sweep_cmd(tmp_path: Path, spec: dict, server: Server, *args) -> list[str]:
-    f = tmp_path / f"{spec['name']}.yaml"
-    f.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return [sys.executable, "-m", "sweeps", str(f), "--storage", str(tmp_path / "out"), "--tracking-uri", server.url, *args]
-
-
-def run_sweep(tmp_path, spec, server, *args, env=None, timeout=SWEEP_TIMEOUT_S) -> subprocess.CompletedProcess:
-    log = tmp_path / f"{spec['name']}.log"
-    with open(log, "ab") as out:
-        p = subprocess.Popen(sweep_cmd(tmp_path, spec, server, *args), cwd=tmp_path, env=env or env_for(),
-                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            rc = p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(p)
-            pytest.fail(f"sweep did not end in {timeout} s: {log.read_text(errors='replace')[-4000:]}")
-    return subprocess.CompletedProcess(p.args, rc, log.read_text(errors="replace"), "")
-
-
-def _kill_group(p: subprocess.Popen) -> None:
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    p.wait(timeout=30)
-
-
-def children(server: Server, spec: dict) -> tuple[list[dict], list[dict]]:
-    runs = server.runs(spec["experiment"])
-    tags = lambda r: {t["key"]: t["value"] for t in r["data"].get("tags", [])}  # noqa: E731
-    parents = [r for r in runs if "mlflow.parentRunId" not in tags(r)]
-    kids = [r for r in runs if "mlflow.parentRunId" in tags(r)]
-    for r in runs:
-        r["tags"] = tags(r)
-        r["params"] = {p["key"]: p["value"] for p in r["data"].get("params", [])}
-    return parents, kids
-
-
-def steps(server: Server, run: dict, key: str = "disc/agent_logit") -> list[int]:
-    return sorted(int(m["step"]) for m in server.history(run["info"]["run_id"], key))
+CHILD_KEYS = (
+    "disc/agent_logit",
+    "disc/agent_replay_logit",
+    "disc/demo_logit",
+    "reward/disc",
+    "rollout/motion_nn_dist",
+    "rollout/fall_rate",
+    "eval/score",
+    "eval/fall_rate",
+)
+DIMS = (
+    "train.params.config.bounds_loss_coef",
+    "train.params.config.horizon_length",
+    "sigma",
+    "train.params.config.seq_len",
+)
 
 
 server = module_server("sweep_mlflow")
@@ -103,11 +59,16 @@ server = module_server("sweep_mlflow")
 
 # ---------------------------------------------------------------------------------------------- no Ray
 def test_search_space_check_lists_every_bad_combination():
-    spec = space.normalize({
-        "name": "bad", "overrides": space.load("lstm_cpu")["overrides"],
-        "space": {"train.params.config.horizon_length": {"grid": [16, 20]},
-                  "train.params.config.seq_len": {"grid": [4, 3]}},
-    })
+    spec = space.normalize(
+        {
+            "name": "bad",
+            "overrides": space.load("lstm_cpu")["overrides"],
+            "space": {
+                "train.params.config.horizon_length": {"grid": [16, 20]},
+                "train.params.config.seq_len": {"grid": [4, 3]},
+            },
+        }
+    )
     with pytest.raises(ConfigError) as e:
         space.check_spec(spec)
     msg = str(e.value)
@@ -130,8 +91,13 @@ def test_search_space_check_lists_every_bad_combination():
     assert "space.sigma: must be one of" in msg
     assert "pbt_mutations.train.params.config.horizon_length: PBT can only mutate" in msg and "structural" in msg
 
-    spec = space.normalize({"name": "bad2", "overrides": ["num_envs=16"],
-                            "points": [{"train.params.config.bogus_key": 1}, {"train.params.config.bounds_los_coef": 2}]})
+    spec = space.normalize(
+        {
+            "name": "bad2",
+            "overrides": ["num_envs=16"],
+            "points": [{"train.params.config.bogus_key": 1}, {"train.params.config.bounds_los_coef": 2}],
+        }
+    )
     with pytest.raises(ConfigError) as e:
         space.check_spec(spec)
     assert "space.train.params.config.bogus_key: unknown config key" in str(e.value)
@@ -149,8 +115,14 @@ def test_the_shipped_sweeps_pass_their_check():
 def test_cli_check_fails_before_ray_starts(tmp_path):
     f = tmp_path / "bad.yaml"
     f.write_text(yaml.safe_dump({"overrides": ["num_envs=16"], "points": [{"train.params.config.horizon_length": 20}]}))
-    r = subprocess.run([sys.executable, "-m", "sweeps", str(f), "--storage", str(tmp_path / "out")], cwd=tmp_path,
-                       env=env_for(), capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "sweeps", str(f), "--storage", str(tmp_path / "out")],
+        cwd=tmp_path,
+        env=env_for(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "must divide num_envs x horizon_length" in r.stderr
     assert not (tmp_path / "out").exists()  # nothing started
 
@@ -178,10 +150,16 @@ def test_cpu_sweep_parent_and_child_runs(tmp_path, server):
 
 
 def test_failing_trials_retry_from_checkpoint_or_end_failed(tmp_path, server):
-    spec = tiny_spec("faults", epochs=3, points=P, max_failures=1, fail=[
-        {"match": {"train.params.config.bounds_loss_coef": 10}, "at_epoch": 2, "attempts": "once"},
-        {"match": {"train.params.config.bounds_loss_coef": 1}, "at_epoch": 2, "attempts": "always"},
-    ])
+    spec = tiny_spec(
+        "faults",
+        epochs=3,
+        points=P,
+        max_failures=1,
+        fail=[
+            {"match": {"train.params.config.bounds_loss_coef": 10}, "at_epoch": 2, "attempts": "once"},
+            {"match": {"train.params.config.bounds_loss_coef": 1}, "at_epoch": 2, "attempts": "always"},
+        ],
+    )
     r = run_sweep(tmp_path, spec, server)
     assert r.returncode == 0, r.stdout[-4000:]  # one trial errored for good; the others finished: a result
     assert "restarted from its checkpoint at epoch 1" in r.stdout
@@ -206,8 +184,14 @@ def test_resume_after_ctrl_c_continues_the_same_runs(tmp_path, server):
     spec = tiny_spec("resume", epochs=6, points=P[:2])
     log = tmp_path / "first.log"
     out = open(log, "wb")
-    p = subprocess.Popen(sweep_cmd(tmp_path, spec, server), cwd=tmp_path, env=env_for(), stdout=out,
-                         stderr=subprocess.STDOUT, start_new_session=True)
+    p = subprocess.Popen(
+        sweep_cmd(tmp_path, spec, server),
+        cwd=tmp_path,
+        env=env_for(),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + SWEEP_TIMEOUT_S
         while time.monotonic() < deadline:  # wait for a checkpoint of epoch 2 of some trial
@@ -219,10 +203,10 @@ def test_resume_after_ctrl_c_continues_the_same_runs(tmp_path, server):
         try:
             p.wait(timeout=120)
         except subprocess.TimeoutExpired:
-            _kill_group(p)
+            kill_group(p)
     finally:
         if p.poll() is None:
-            _kill_group(p)
+            kill_group(p)
         out.close()
     first = log.read_text(errors="replace")
     assert p.returncode == 130 and "INTERRUPTED" in first and "--resume" in first, first[-3000:]
@@ -248,8 +232,9 @@ def _ray(*args, env, sessions: list, timeout=120) -> subprocess.CompletedProcess
     """`ray start ...` in a new session: every process it leaves behind keeps that session id, so the
     test can stop exactly its own Ray processes (never `ray stop`, which stops every Ray on the machine)."""
     exe = Path(sys.executable).with_name("ray")
-    p = subprocess.Popen([str(exe), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        [str(exe), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     sessions.append(p.pid)
     try:
         out, _ = p.communicate(timeout=timeout)
@@ -284,16 +269,33 @@ def _stop_cluster(sessions: list) -> None:
 
 
 def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path, server):
-    port = _free_port()
+    port = free_port()
     tmp = Path("/tmp") / f"rt{port}"  # Ray's socket paths must stay short
     token = os.urandom(16).hex()
     env = env_for({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
-    head = ["start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
-            '--resources={"sweep_slot": 1, "node_head": 1}', f"--temp-dir={tmp}", "--disable-usage-stats"]
-    worker = ["start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-              '--resources={"sweep_slot": 1, "node_worker": 1}', "--disable-usage-stats",
-              f"--node-manager-port={_free_port()}", f"--object-manager-port={_free_port()}",
-              f"--min-worker-port={port + 100}", f"--max-worker-port={port + 200}"]
+    head = [
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={port}",
+        "--num-cpus=1",
+        "--include-dashboard=false",
+        '--resources={"sweep_slot": 1, "node_head": 1}',
+        f"--temp-dir={tmp}",
+        "--disable-usage-stats",
+    ]
+    worker = [
+        "start",
+        f"--address=127.0.0.1:{port}",
+        "--node-ip-address=127.0.0.1",
+        "--num-cpus=1",
+        '--resources={"sweep_slot": 1, "node_worker": 1}',
+        "--disable-usage-stats",
+        f"--node-manager-port={free_port()}",
+        f"--object-manager-port={free_port()}",
+        f"--min-worker-port={port + 100}",
+        f"--max-worker-port={port + 200}",
+    ]
     sessions: list[int] = []
     try:
         r = _ray(*head, env=env, sessions=sessions)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -29,7 +30,9 @@ def test_reference_state_gives_the_demo_amp_observation(task):
     times = torch.linspace(0.1, 2.4, 8)
     st = lib.get_motion_state(ids, times)
     env_ids = torch.arange(8)
-    task.sim.write_state(env_ids, st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel)
+    task.sim.write_state(
+        env_ids, st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel
+    )
     agent = task._sim_obs()
     demo = task._motion_obs(ids, times)
     assert (agent - demo).abs().max().item() < 1e-4
@@ -55,13 +58,35 @@ def test_observation_by_hand():
     q = torch.tensor([[math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4)]])
     groups = [terms.JointGroup("elbow", (0,), ((0.0, 1.0, 0.0),))]
     obs = terms.character_obs(
-        torch.tensor([[1.0, 2.0, 0.9]]), q, torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([[0.0, 0.0, 2.0]]),
-        torch.tensor([[-0.5]]), torch.tensor([[0.25]]), torch.tensor([[[1.0, 3.0, 0.5]]]), groups,
+        torch.tensor([[1.0, 2.0, 0.9]]),
+        q,
+        torch.tensor([[0.0, 1.0, 0.0]]),
+        torch.tensor([[0.0, 0.0, 2.0]]),
+        torch.tensor([[-0.5]]),
+        torch.tensor([[0.25]]),
+        torch.tensor([[[1.0, 3.0, 0.5]]]),
+        groups,
     )
-    expect = [0.9, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0,  # height, tangent = yawed x axis, normal = z
-              1.0, 0.0, 0.0, 0.0, 0.0, 2.0,  # heading-frame velocities
-              -0.5, 0.25,  # hinge angle and velocity
-              1.0, 0.0, -0.4]  # key body (0, 1, -0.4) relative in world -> (1, 0, -0.4) in heading frame
+    expect = [
+        0.9,
+        0.0,
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+        1.0,  # height, tangent = yawed x axis, normal = z
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        2.0,  # heading-frame velocities
+        -0.5,
+        0.25,  # hinge angle and velocity
+        1.0,
+        0.0,
+        -0.4,
+    ]  # key body (0, 1, -0.4) relative in world -> (1, 0, -0.4) in heading frame
     assert torch.allclose(obs[0], torch.tensor(expect), atol=1e-6)
 
 
@@ -106,10 +131,14 @@ def test_pd_targets_reach_actuators_through_the_transmission(humanoid):
 def test_fall_termination_by_hand():
     B = 3  # body 0: foot (allowed), 1: torso, 2: head
     allowed = torch.tensor([True, False, False])
-    pos = torch.tensor([[[0, 0, 0.0], [0, 0, 1.0], [0, 0, 1.5]],   # upright, foot touching
-                        [[0, 0, 0.0], [0, 0, 0.3], [0, 0, 0.2]],   # lying, head touching
-                        [[0, 0, 0.0], [0, 0, 0.3], [0, 0, 0.2]],   # lying, but only the foot touches
-                        [[0, 0, 0.0], [0, 0, 0.3], [0, 0, 0.2]]])  # lying and touching, first step
+    pos = torch.tensor(
+        [
+            [[0, 0, 0.0], [0, 0, 1.0], [0, 0, 1.5]],  # upright, foot touching
+            [[0, 0, 0.0], [0, 0, 0.3], [0, 0, 0.2]],  # lying, head touching
+            [[0, 0, 0.0], [0, 0, 0.3], [0, 0, 0.2]],  # lying, but only the foot touches
+            [[0, 0, 0.0], [0, 0, 0.3], [0, 0, 0.2]],
+        ]
+    )  # lying and touching, first step
     force = torch.zeros(4, B, 3)
     force[:, 0, 2] = 400.0
     force[1, 2, 2] = 50.0
@@ -121,7 +150,9 @@ def test_fall_termination_by_hand():
 
 @pytest.mark.parametrize("mode", ["Default", "Start", "Random", "Hybrid"])
 def test_reset_modes(humanoid, mode):
-    t = make_task("HumanoidAMP", dict(numEnvs=16, motion_file="amp_humanoid_walk.npy", stateInit=mode, hybridInitProb=0.5), seed=1)
+    t = make_task(
+        "HumanoidAMP", dict(numEnvs=16, motion_file="amp_humanoid_walk.npy", stateInit=mode, hybridInitProb=0.5), seed=1
+    )
     t.reset()
     ref = t.ref_reset
     if mode == "Default":
@@ -140,6 +171,7 @@ def test_reset_modes(humanoid, mode):
         assert 0 < ref.sum() < 16
 
 
+@pytest.mark.slow
 def test_random_actions_step_64_envs(humanoid):
     t = make_task("HumanoidAMP", dict(numEnvs=64, motion_file="amp_humanoid_run.npy"), seed=0)
     obs = t.reset()
@@ -156,8 +188,11 @@ def test_random_actions_step_64_envs(humanoid):
 
 
 def test_episode_times_out(humanoid):
-    t = make_task("HumanoidAMP", dict(numEnvs=2, motion_file="amp_humanoid_walk.npy", episodeLength=5,
-                                      enableEarlyTermination=False), seed=0)
+    t = make_task(
+        "HumanoidAMP",
+        dict(numEnvs=2, motion_file="amp_humanoid_walk.npy", episodeLength=5, enableEarlyTermination=False),
+        seed=0,
+    )
     t.reset()
     outs = [t.step(torch.zeros(2, 28))[3].tolist() for _ in range(4)]
     assert outs == [[False, False], [False, False], [False, False], [True, True]]
@@ -184,8 +219,11 @@ def test_mask_resets_match_id_resets(humanoid):
     """The GPU path (reset by mask, no host sync) leaves running envs untouched and resets the
     finished ones exactly as the id path does: progress 0, a reference state, the AMP history
     seeded from the clip."""
-    t = make_task("HumanoidAMP", dict(numEnvs=8, motion_file="amp_humanoid_walk.npy", episodeLength=6,
-                                      enableEarlyTermination=False), seed=0)
+    t = make_task(
+        "HumanoidAMP",
+        dict(numEnvs=8, motion_file="amp_humanoid_walk.npy", episodeLength=6, enableEarlyTermination=False),
+        seed=0,
+    )
     t.sync_free_resets = True
     t.reset()
     t.progress[:] = torch.tensor([0, 0, 0, 0, 4, 4, 4, 4])  # the last four end at the next step
@@ -209,17 +247,109 @@ def test_vec_env_amp_obs_is_the_transitions_not_the_reset_states(humanoid, sync_
     vec env hands out is taken before the resets rewrite the history (it used to be a view of it)."""
     from isaacgymenvs.learning.vecenv import AMPVecEnv
 
-    t = make_task("HumanoidAMP", dict(numEnvs=4, motion_file="amp_humanoid_walk.npy", episodeLength=3,
-                                      enableEarlyTermination=False, syncFreeResets=sync_free), seed=0)
+    t = make_task(
+        "HumanoidAMP",
+        dict(
+            numEnvs=4,
+            motion_file="amp_humanoid_walk.npy",
+            episodeLength=3,
+            enableEarlyTermination=False,
+            syncFreeResets=sync_free,
+        ),
+        seed=0,
+    )
     env = AMPVecEnv(t)
     env.reset()
     seen = []
     step = t.step
     t.step = lambda a: seen.append(step(a)) or seen[-1]  # the task's own step output, before resets
     prev = t.obs.clone()
-    for i in range(2):
+    for _ in range(2):
         obs, _, done, infos = env.step(torch.zeros(4, 28))
         last_obs = seen[-1][0]
         assert torch.equal(infos["amp_obs"][:, :105], last_obs) and torch.equal(infos["amp_obs"][:, 105:], prev)
         prev = obs.clone()
     assert done.all() and not torch.equal(obs, last_obs)  # all ended at step 2: obs is the reset state's
+
+
+def _random_state(rng, N, D, K):
+    q = rng.standard_normal((N, 4))
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    return terms.CharacterState(
+        f(N, 3),
+        (q / np.linalg.norm(q, axis=-1, keepdims=True)).astype(np.float32),
+        f(N, 3),
+        f(N, 3),
+        f(N, D),
+        f(N, D),
+        f(N, K, 3),
+    )
+
+
+def test_terms_give_the_same_numbers_on_numpy_and_torch(task):
+    """The deployed step is written once: each term on numpy arrays (sim2sim) gives what it gives
+    on torch tensors (the trainer), for both root-rotation frames."""
+    rng = np.random.default_rng(0)
+    N, D, K = 16, task.num_actions, len(task.cfg.keyBodies)
+    state = _random_state(rng, N, D, K)
+    t = lambda x: torch.from_numpy(np.asarray(x))  # noqa: E731
+    for local in (False, True):
+        layout = terms.obs_layout(task.groups, D, K, local)
+        on_np = terms.observation(state, task.groups, layout)
+        on_torch = terms.observation(terms.CharacterState(*map(t, state)), task.groups, layout)
+        assert isinstance(on_np, np.ndarray) and on_np.dtype == np.float32 and on_np.shape == (N, 105)
+        assert np.abs(on_np - on_torch.numpy()).max() < 1e-5
+    off, scale = task.action_offset.numpy(), task.action_scale.numpy()
+    low, high = np.full(D, -0.5, np.float32), np.full(D, np.inf, np.float32)
+    a = rng.uniform(-2, 2, (N, D)).astype(np.float32)
+    assert np.array_equal(
+        terms.pd_targets(a, off, scale, low, high), terms.pd_targets(t(a), t(off), t(scale), t(low), t(high)).numpy()
+    )
+    hist = rng.standard_normal((N, 3, 105)).astype(np.float32)
+    obs = on_np.copy()
+    obs[3, 7] = np.nan  # a blown-up env
+    B = 5
+    forces, pos = rng.uniform(0, 1, (N, B, 3)), rng.uniform(0, 1, (N, B, 3))
+    allowed, progress = np.array([True, False, False, True, False]), rng.integers(0, 10, N)
+    rules = terms.EpisodeRules(0.3, 8)
+    unstable = np.zeros(N, dtype=bool)
+    unstable[5] = True
+    ours = terms.after_step(obs, hist, unstable, forces, pos, allowed, progress, rules)
+    theirs = terms.after_step(t(obs), t(hist), t(unstable), t(forces), t(pos), t(allowed), t(progress), rules)
+    for x, y in zip(ours, theirs):
+        assert np.array_equal(x, y.numpy())
+    assert ours.unstable[[3, 5]].all() and ours.terminated[[3, 5]].all() and np.array_equal(ours.obs[3], hist[3, 0])
+    assert np.array_equal(ours.amp_hist[:, 1:], hist[:, :2]) and np.array_equal(ours.amp_hist[:, 0], ours.obs)
+    assert ours.terminated.any() and not ours.terminated.all() and ours.truncated.any()
+
+
+def test_amp_windows_are_the_pushed_history():
+    """A sequence's AMP windows (sim2sim's reference set) are what pushing its observations one by
+    one into the history gives (the trainer's agent AMP observation), newest first."""
+    seq = np.arange(6 * 2, dtype=np.float32).reshape(6, 2)
+    hist = terms.history_of(seq[:1], 3)
+    pushed = []
+    for o in seq[1:]:
+        hist = terms.push_history(hist, o[None])
+        pushed.append(terms.amp_obs(hist)[0])
+    windows = terms.amp_windows(seq, 3)
+    assert windows.shape == (4, 6) and np.array_equal(windows, np.array(pushed[1:]))
+    assert np.array_equal(windows[0], [4, 5, 2, 3, 0, 1])
+    assert terms.amp_windows(seq[:2], 3).shape == (0, 6)
+    times = terms.history_times(torch.tensor([1.0, 2.0]), 3, 0.25)
+    assert times.tolist() == [[1.0, 0.75, 0.5], [2.0, 1.75, 1.5]]
+
+
+def test_layout_names_the_blocks_and_their_frame(task):
+    layout = terms.obs_layout(task.groups, 28, 4, local_root_obs=True)
+    assert [n for n, _ in layout][:2] == ["root_height", "root_rot_tan_norm_heading"]
+    assert terms.layout_from_json(terms.layout_to_json(layout)) == layout
+    world = terms.layout_to_json(task.obs_layout)
+    assert terms.layout_from_json(world) == task.obs_layout
+    # exports before the block named its frame: root_rot_tan_norm with observation.local_root_obs
+    assert terms.layout_from_json(world, local_root_obs=True) == layout
+    with pytest.raises(terms.LayoutError, match="unknown block 'root_spin'"):
+        terms.layout_from_json(world + [{"name": "root_spin", "size": 3}])
+    with pytest.raises(terms.LayoutError, match="'key_body_pos_heading' has size 12 in the layout, the model gives 15"):
+        terms.check_layout(task.obs_layout, task.groups, 28, 5)
+    assert task.deploy_info()["obs_layout"] == world

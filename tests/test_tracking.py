@@ -12,7 +12,6 @@ import math
 import os
 import queue
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,119 +25,11 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from isaacgymenvs import train as train_mod
-from test_train import TINY  # the tiny training every trainer test uses
+from tests.helpers.mlflow_server import SERVER_START_S, Server, free_port, module_server, params_of, tags_of  # noqa: F401
+from tests.helpers.training import TINY, start_training  # the tiny training every trainer test uses
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = [o for o in TINY if not o.startswith("tracking=")]  # TINY switches tracking off
-SERVER_START_S = 90  # bound on one server start (about 5 s here)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``mlflow server`` in its own process group on a fixed port and store."""
-
-    def __init__(self, root: Path):
-        self.root, self.port = root, _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        exe = Path(sys.executable).with_name("mlflow")
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mlflow"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no job-runner processes: faster start
-        log = open(self.root / "server.log", "ab")
-        self.proc = subprocess.Popen(
-            cmd + ["server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-                   "--default-artifact-root", str(self.root / "artifacts"),
-                   "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
-        )
-        log.close()
-        self.starts += 1
-        deadline = time.monotonic() + SERVER_START_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited ({self.proc.returncode}): {self.log_tail()}")
-            if self.healthy():
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"mlflow server not healthy after {SERVER_START_S} s: {self.log_tail()}")
-
-    def healthy(self) -> bool:
-        try:
-            return requests.get(self.url + "/health", timeout=1).ok
-        except requests.RequestException:
-            return False
-
-    def stop(self, sig=signal.SIGTERM) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, sig)  # our own process group (start_new_session)
-            self.proc.wait(timeout=15)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=15)
-
-    def kill(self) -> None:
-        """The store vanishes: SIGKILL, no goodbye."""
-        self.stop(signal.SIGKILL)
-
-    def log_tail(self) -> str:
-        p = self.root / "server.log"
-        return p.read_text(errors="replace")[-3000:] if p.exists() else ""
-
-    def requests_to(self, endpoint: str) -> int:
-        return self.log_tail_full().count(f"/api/2.0/mlflow/{endpoint} ")
-
-    def log_tail_full(self) -> str:
-        return (self.root / "server.log").read_text(errors="replace")
-
-    # ---------------------------------------------------------------- REST read-back
-    def get(self, endpoint: str, **params):
-        r = requests.get(f"{self.url}/api/2.0/mlflow/{endpoint}", params=params, timeout=10)
-        assert r.ok, (endpoint, r.status_code, r.text[:500])
-        return r.json()
-
-    def runs(self, experiment: str) -> list[dict]:
-        eid = self.get("experiments/get-by-name", experiment_name=experiment)["experiment"]["experiment_id"]
-        r = requests.post(f"{self.url}/api/2.0/mlflow/runs/search", json={"experiment_ids": [eid]}, timeout=10)
-        assert r.ok, r.text[:500]
-        return r.json().get("runs", [])
-
-    def run(self, run_id: str) -> dict:
-        return self.get("runs/get", run_id=run_id)["run"]
-
-    def history(self, run_id: str, key: str) -> list[dict]:
-        return self.get("metrics/get-history", run_id=run_id, metric_key=key, max_results=1000).get("metrics", [])
-
-    def artifacts(self, run_id: str, path: str = "") -> dict[str, dict]:
-        files = self.get("artifacts/list", run_id=run_id, path=path).get("files", [])
-        return {f["path"]: f for f in files}
-
-
-def module_server(folder: str):
-    """A module-scoped fixture: one real ``mlflow server`` (its store in a temporary ``folder``)."""
-
-    @pytest.fixture(scope="module")
-    def server(tmp_path_factory):
-        s = Server(tmp_path_factory.mktemp(folder))
-        s.start()
-        yield s
-        s.stop()
-
-    return server
 
 
 @pytest.fixture(scope="module")
@@ -171,26 +62,29 @@ def make_cfg(*overrides):
 
 
 def tracked(tmp_path, server_url, experiment, *overrides, observers=()):
-    t = train_mod.Trainer(make_cfg(f"tracking.uri={server_url}", f"tracking.experiment={experiment}", *overrides),
-                          observers=list(observers), runs_dir=str(tmp_path / "runs"))
+    t = train_mod.Trainer(
+        make_cfg(f"tracking.uri={server_url}", f"tracking.experiment={experiment}", *overrides),
+        observers=list(observers),
+        runs_dir=str(tmp_path / "runs"),
+    )
     return t, train_mod.open_tracking(t)
 
 
-def params_of(run: dict) -> dict:
-    return {p["key"]: p["value"] for p in run["data"].get("params", [])}
-
-
-def tags_of(run: dict) -> dict:
-    return {p["key"]: p["value"] for p in run["data"].get("tags", [])}
-
-
 # ------------------------------------------------------------------------------------------ tests
+@pytest.mark.slow
 def test_run_params_metrics_tags_artifacts_read_back_through_rest(server, tmp_path):
     from tracking.params import git_commit, run_params
 
     history = []
-    t, session = tracked(tmp_path, server.url, "t-full", "max_iterations=3", "tracking.artifact_every=2",
-                         "train.params.config.bounds_loss_coef=7", observers=[lambda e, f, m: history.append((e, dict(m)))])
+    t, session = tracked(
+        tmp_path,
+        server.url,
+        "t-full",
+        "max_iterations=3",
+        "tracking.artifact_every=2",
+        "train.params.config.bounds_loss_coef=7",
+        observers=[lambda e, f, m: history.append((e, dict(m)))],
+    )
     batches_before, single_before = server.requests_to("runs/log-batch"), server.requests_to("runs/log-metric")
     assert session.enabled and t.agent is None  # connected before anything was built
     last = train_mod.run_training(t, session)
@@ -205,7 +99,11 @@ def test_run_params_metrics_tags_artifacts_read_back_through_rest(server, tmp_pa
     assert params == run_params(t.c)  # the whole resolved config, flattened, sent in chunks of <= 100
     assert len(params) > 100
     assert {k: params[k] for k in ("bounds_loss_coef", "horizon_length", "sigma", "seq_len")} == {
-        "bounds_loss_coef": "7", "horizon_length": "16", "sigma": "fixed", "seq_len": "4"}
+        "bounds_loss_coef": "7",
+        "horizon_length": "16",
+        "sigma": "fixed",
+        "seq_len": "4",
+    }
     assert params["train.params.config.gamma"] == "0.99" and params["train.params.network.mlp.units"] == "[64, 64]"
 
     tags = tags_of(run)
@@ -237,6 +135,7 @@ def test_run_params_metrics_tags_artifacts_read_back_through_rest(server, tmp_pa
     assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_server_down_mid_run_spools_and_sends_every_epoch_once(server, tmp_path, capsys):
     restart = {}
 
@@ -251,8 +150,15 @@ def test_server_down_mid_run_spools_and_sends_every_epoch_once(server, tmp_path,
             restart["thread"] = threading.Thread(target=server.start, daemon=True)
             restart["thread"].start()
 
-    t, session = tracked(tmp_path, server.url, "t-outage", "max_iterations=6", "tracking.probe_every_s=0",
-                         "tracking.end_timeout_s=60", observers=[chaos])
+    t, session = tracked(
+        tmp_path,
+        server.url,
+        "t-outage",
+        "max_iterations=6",
+        "tracking.probe_every_s=0",
+        "tracking.end_timeout_s=60",
+        observers=[chaos],
+    )
     t0 = time.monotonic()
     train_mod.run_training(t, session)
     restart["thread"].join(timeout=SERVER_START_S)
@@ -277,6 +183,7 @@ def test_server_down_mid_run_spools_and_sends_every_epoch_once(server, tmp_path,
     assert time.monotonic() - t0 < 120
 
 
+@pytest.mark.slow
 def test_end_while_server_is_down_is_sent_later_by_sync(server, tmp_path, capsys):
     from tracking.__main__ import main as tracking_cli
 
@@ -284,8 +191,9 @@ def test_end_while_server_is_down_is_sent_later_by_sync(server, tmp_path, capsys
         if epoch == 2:
             server.kill()
 
-    t, session = tracked(tmp_path, server.url, "t-sync", "max_iterations=3", "tracking.end_timeout_s=0",
-                         observers=[chaos])
+    t, session = tracked(
+        tmp_path, server.url, "t-sync", "max_iterations=3", "tracking.end_timeout_s=0", observers=[chaos]
+    )
     train_mod.run_training(t, session)
     end = json.loads((t.run_dir / "tracking" / "end.json").read_text())
     assert end["status"] == "FINISHED" and "python -m tracking sync" in capsys.readouterr().err
@@ -302,6 +210,7 @@ def test_end_while_server_is_down_is_sent_later_by_sync(server, tmp_path, capsys
     assert sorted(p["step"] for p in server.history(rid, "disc/demo_logit")) == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_training_that_raises_ends_failed_with_the_error(server, tmp_path):
     def boom(epoch, frame, m):
         if epoch == 2:
@@ -317,13 +226,12 @@ def test_training_that_raises_ends_failed_with_the_error(server, tmp_path):
     assert [p["step"] for p in server.history(run["info"]["run_id"], "disc/agent_logit")] == [1]
 
 
+@pytest.mark.slow
 def test_sigterm_ends_the_run_killed(server, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-    p = subprocess.Popen(
-        [sys.executable, str(REPO / "isaacgymenvs" / "train.py"), *BASE, "max_iterations=100000",
-         f"tracking.uri={server.url}", "tracking.experiment=t-sigterm"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    p = start_training(
+        tmp_path, *BASE, "max_iterations=100000", f"tracking.uri={server.url}", "tracking.experiment=t-sigterm", env=env
     )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in p.stdout], daemon=True).start()
@@ -361,10 +269,11 @@ def test_sigterm_ends_the_run_killed(server, tmp_path):
     assert tags["checkpoint.latest_epoch"] == str(last) and "stopping after epoch" in "".join(out)
 
 
+@pytest.mark.slow
 def test_unreachable_store_at_start_stops_before_the_simulator(tmp_path, capsys):
     from tracking import TrackingUnavailableError
 
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     t = train_mod.Trainer(make_cfg(f"tracking.uri={dead}"), runs_dir=str(tmp_path / "runs"))
     with pytest.raises(TrackingUnavailableError, match=f"tracking store {dead} cannot be reached"):
         train_mod.open_tracking(t)
@@ -373,23 +282,32 @@ def test_unreachable_store_at_start_stops_before_the_simulator(tmp_path, capsys)
     # the command line: one error naming the URI, exit 2, nothing built or written
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PYTHONPATH"] = str(REPO)
-    r = subprocess.run([sys.executable, str(REPO / "isaacgymenvs" / "train.py"), *BASE, f"tracking.uri={dead}"],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "isaacgymenvs" / "train.py"), *BASE, f"tracking.uri={dead}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2, r.stderr[-2000:]
     errors = [x for x in r.stderr.splitlines() if x.startswith("error:")]
     assert len(errors) == 1 and f"tracking store {dead} cannot be reached" in errors[0]
     assert "build mlp" not in r.stdout and not (tmp_path / "runs").exists()
 
     # tracking.required=false: goes on without tracking and says so
-    t = train_mod.Trainer(make_cfg(f"tracking.uri={dead}", "tracking.required=false", "max_iterations=1"),
-                          runs_dir=str(tmp_path / "runs"))
+    t = train_mod.Trainer(
+        make_cfg(f"tracking.uri={dead}", "tracking.required=false", "max_iterations=1"), runs_dir=str(tmp_path / "runs")
+    )
     session = train_mod.open_tracking(t)
     assert not session.enabled
     assert "training goes on WITHOUT tracking" in capsys.readouterr().err
-    assert train_mod.run_training(t, session) is not None
+    last = train_mod.run_training(t, session)
+    assert last == t.run_dir / "nn" / f"{t.train_cfg['name']}_1.pth" and last.is_file()  # trained, saved
     assert not (t.run_dir / "tracking").exists()
 
 
+@pytest.mark.slow
 def test_embedded_sqlite_default_and_env_override(tmp_path, monkeypatch):
     """No server: sqlite:///<AMP_MLRUNS_DIR>/mlflow.db, artifacts beside it; MLFLOW_TRACKING_URI wins."""
     from tracking.store import default_artifact_root, default_uri, resolve_uri
@@ -406,8 +324,9 @@ def test_embedded_sqlite_default_and_env_override(tmp_path, monkeypatch):
     db = sqlite3.connect(tmp_path / "mlruns" / "mlflow.db")
     try:
         (status,) = db.execute("select status from runs where run_uuid = ?", (session.run_id,)).fetchone()
-        steps = db.execute("select step from metrics where run_uuid = ? and key = 'disc/demo_logit' order by step",
-                           (session.run_id,)).fetchall()
+        steps = db.execute(
+            "select step from metrics where run_uuid = ? and key = 'disc/demo_logit' order by step", (session.run_id,)
+        ).fetchall()
         n_params = db.execute("select count(*) from params where run_uuid = ?", (session.run_id,)).fetchone()[0]
     finally:
         db.close()
@@ -444,13 +363,21 @@ def test_params_are_flattened_and_clipped_to_mlflow_limits():
     f = flatten({"a": {"b": 1, "c": [1, 2], "d": {}}, "long": "x" * 7000, "n": None, "bad key!": 1})
     assert f["a.b"] == "1" and f["a.c"] == "[1, 2]" and f["a.d"] == "{}" and f["n"] == "None"
     assert len(f["long"]) == 6000 and f["long"].endswith("...") and "bad key_" in f
-    cfg = {"sigma": "", "tracking": {"uri": "http://u:secret@h:5000"},
-           "train": {"params": {"config": {"bounds_loss_coef": 10, "horizon_length": 32, "sigma_scheme": "learned", "seq_len": 8}}}}
+    cfg = {
+        "sigma": "",
+        "tracking": {"uri": "http://u:secret@h:5000"},
+        "train": {
+            "params": {
+                "config": {"bounds_loss_coef": 10, "horizon_length": 32, "sigma_scheme": "learned", "seq_len": 8}
+            }
+        },
+    }
     p = run_params(cfg)
     assert (p["sigma"], p["horizon_length"], p["seq_len"], p["bounds_loss_coef"]) == ("learned", "32", "8", "10")
     assert "secret" not in p["tracking.uri"]
 
 
+@pytest.mark.slow
 def test_session_batches_per_epoch_and_uploads_artifacts_at_most_every_n_epochs(tmp_path):
     """The session over a recording Tracker (the Tracker seam's null implementation, subclassed)."""
     from tracking import NullTracker, TrackingSession
@@ -492,7 +419,9 @@ def test_session_batches_per_epoch_and_uploads_artifacts_at_most_every_n_epochs(
             (run_dir / "nn" / "T_best.pth").write_bytes(b"b" * e)
             s.on_checkpoint(run_dir / "nn" / "T_best.pth", "best")
     s.end("FINISHED")
-    assert [c for c in rec.calls if c[0] == "metrics"] == [("metrics", e, 40) for e in range(1, 11)]  # one batch per epoch
+    assert [c for c in rec.calls if c[0] == "metrics"] == [
+        ("metrics", e, 40) for e in range(1, 11)
+    ]  # one batch per epoch
     assert uploads_at == [3, 6, 9]  # at most every 3 epochs (the checkpoints written before that epoch)
     arts = [c[1] for c in rec.calls if c[0] == "artifact"]
     assert arts[0] == "/config.yaml" and arts[-3:] == ["checkpoints/latest.pth", "checkpoints/best.pth", "/curves.png"]
@@ -500,6 +429,7 @@ def test_session_batches_per_epoch_and_uploads_artifacts_at_most_every_n_epochs(
     assert (run_dir / "tracking" / "upload" / "latest.pth").read_bytes() == b"x" * 10
 
 
+@pytest.mark.slow
 def test_sender_process_killed_mid_run_loses_nothing_and_never_outlives_training(tmp_path):
     """tracking.sender=process (the default): the MLflow client runs in `python -m tracking.worker`.
     A worker killed between epochs costs nothing: the epoch is spooled, a new worker attaches to the
@@ -507,8 +437,11 @@ def test_sender_process_killed_mid_run_loses_nothing_and_never_outlives_training
     from tracking import open_session
 
     uri = f"sqlite:///{tmp_path / 'db' / 'mlflow.db'}"
-    config = {"task": {"name": "T"}, "tracking": {"uri": uri, "experiment": "proc", "artifact_every": 0},
-              "train": {"params": {"config": {"horizon_length": 16}}}}
+    config = {
+        "task": {"name": "T"},
+        "tracking": {"uri": uri, "experiment": "proc", "artifact_every": 0},
+        "train": {"params": {"config": {"horizon_length": 16}}},
+    }
     s = open_session(config)
     assert type(s.tracker).__name__ == "ProcessTracker"
     run_dir = tmp_path / "run"
@@ -524,16 +457,19 @@ def test_sender_process_killed_mid_run_loses_nothing_and_never_outlives_training
     assert s.tracker.restarts == 1 and s.tracker._proc is None  # end() closed the worker
     db = sqlite3.connect(tmp_path / "db" / "mlflow.db")
     try:
-        steps = db.execute("select step, value from metrics where run_uuid = ? and key = 'disc/demo_logit' order by step",
-                           (s.run_id,)).fetchall()
+        steps = db.execute(
+            "select step, value from metrics where run_uuid = ? and key = 'disc/demo_logit' order by step", (s.run_id,)
+        ).fetchall()
         (status,) = db.execute("select status from runs where run_uuid = ?", (s.run_id,)).fetchone()
     finally:
         db.close()
     assert steps == [(e, float(e)) for e in range(1, 7)] and status == "FINISHED"
 
     # SIGKILL of the training process: its worker sees stdin close and exits
-    code = ("import sys,os; sys.path.insert(0, %r); from tracking.remote import ProcessTracker; "
-            "t = ProcessTracker(%r); t.connect('orphan'); print(t._proc.pid, flush=True); os.kill(os.getpid(), 9)")
+    code = (
+        "import sys,os; sys.path.insert(0, %r); from tracking.remote import ProcessTracker; "
+        "t = ProcessTracker(%r); t.connect('orphan'); print(t._proc.pid, flush=True); os.kill(os.getpid(), 9)"
+    )
     p = subprocess.run([sys.executable, "-c", code % (str(REPO), uri)], capture_output=True, text=True, timeout=120)
     pid = int(p.stdout.split()[0])
     deadline = time.monotonic() + 30

@@ -3,51 +3,19 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 from isaacgymenvs import train as train_mod
-from isaacgymenvs.learning.amp_agent import CheckpointError
 from isaacgymenvs.learning.config_check import ConfigError
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = [
-    "task=HumanoidAMP", "headless=True", "sim=mujoco", "num_envs=16",
-    "train.params.config.horizon_length=16", "train.params.config.minibatch_size=128",
-    "train.params.config.amp_minibatch_size=128", "train.params.config.amp_obs_demo_buffer_size=2048",
-    "train.params.config.amp_replay_buffer_size=4096", "train.params.config.amp_batch_size=256",
-    "train.params.config.eval_ref_size=512", "train.params.config.eval_agent_size=128",
-    "train.params.network.mlp.units=[64,64]", "train.params.network.disc.units=[64,64]",
-    "tracking=none",
-]
+from isaacgymenvs.learning.learner import CheckpointError
+from tests.helpers.training import REPO, TINY, cli, make_cfg, trainer  # noqa: F401 (other modules import them from here)
 
 
-def make_cfg(*overrides):
-    with initialize_config_dir(config_dir=train_mod.CFG_DIR, version_base="1.1"):
-        return compose("config", overrides=TINY + list(overrides))
-
-
-def trainer(tmp_path, *overrides, observers=()):
-    t = train_mod.Trainer(make_cfg(*overrides), observers=observers, runs_dir=str(tmp_path / "runs"))
-    t.build()
-    return t
-
-
-def cli(tmp_path, *args):
-    env = dict(os.environ, PYTHONPATH=str(REPO), MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
-    return subprocess.run(
-        [sys.executable, str(REPO / "isaacgymenvs" / "train.py"), *TINY, *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )
-
-
+@pytest.mark.slow
 def test_train_resume_and_test_from_the_command_line(tmp_path):
     r = cli(tmp_path, "max_iterations=3", "experiment=cli")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -64,7 +32,14 @@ def test_train_resume_and_test_from_the_command_line(tmp_path):
     # the first run's files are untouched
     assert {p: p.stat().st_mtime_ns for p in first_run.rglob("*") if p.is_file()} == before
 
-    r = cli(tmp_path, "test=True", "num_envs=2", "test_steps=200", f"checkpoint={ckpts[0]}", f"video={tmp_path / 'play.gif'}")
+    r = cli(
+        tmp_path,
+        "test=True",
+        "num_envs=2",
+        "test_steps=200",
+        f"checkpoint={ckpts[0]}",
+        f"video={tmp_path / 'play.gif'}",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "'steps': 200" in r.stdout and "'video_frames': 200" in r.stdout
     from PIL import Image
@@ -73,6 +48,7 @@ def test_train_resume_and_test_from_the_command_line(tmp_path):
     assert gif.n_frames == 200 and np.asarray(gif.convert("RGB"), dtype=float).std() > 5.0  # something is drawn
 
 
+@pytest.mark.slow
 def test_resume_restores_every_statistic(tmp_path):
     t = trainer(tmp_path, "max_iterations=2")
     last = t.train()
@@ -81,8 +57,13 @@ def test_resume_restores_every_statistic(tmp_path):
     a = r.agent
     assert a.epoch_num == 2 and a.frame == ckpt["frame"]
     model_state = a.model.state_dict()
-    for k in ("running_mean_std.running_mean", "running_mean_std.running_var", "running_mean_std.count",
-              "value_mean_std.running_mean", "value_mean_std.running_var"):
+    for k in (
+        "running_mean_std.running_mean",
+        "running_mean_std.running_var",
+        "running_mean_std.count",
+        "value_mean_std.running_mean",
+        "value_mean_std.running_var",
+    ):
         assert torch.equal(model_state[k], ckpt["model"][k]), k
     disc_state = a.disc.state_dict()
     for k in ("amp_norm.running_mean", "amp_norm.running_var", "amp_norm.count"):
@@ -93,9 +74,15 @@ def test_resume_restores_every_statistic(tmp_path):
     assert steps and all(float(s) > 0 for s in steps)
 
 
+@pytest.mark.slow
 def test_discriminator_learns_with_finite_losses(tmp_path):
     history = []
-    t = trainer(tmp_path, "max_iterations=8", "train.params.config.learning_rate=2e-4", observers=[lambda e, f, m: history.append(m)])
+    t = trainer(
+        tmp_path,
+        "max_iterations=8",
+        "train.params.config.learning_rate=2e-4",
+        observers=[lambda e, f, m: history.append(m)],
+    )
     t.train()
     assert len(history) == 8
     for m in history:
@@ -106,14 +93,36 @@ def test_discriminator_learns_with_finite_losses(tmp_path):
     agent = sum(m["disc/agent_logit"] for m in last) / 3
     assert demo > agent + 1.0
     assert sum(m["disc/demo_acc"] for m in last) / 3 > 0.6
-    expected = {"disc/agent_logit", "disc/agent_replay_logit", "disc/demo_logit", "disc/loss", "disc/grad_penalty",
-                "disc/agent_acc", "disc/demo_acc", "reward/disc", "reward/disc_std", "reward/task", "episode/length",
-                "loss/actor", "loss/critic", "loss/bounds", "policy/sigma", "perf/env_steps_per_s",
-                "rollout/motion_nn_dist", "rollout/fall_rate", "sim/unstable_envs", "loss/nonfinite_updates",
-                "eval/fall_rate", "eval/survival", "eval/motion_nn_dist", "eval/score"}
+    expected = {
+        "disc/agent_logit",
+        "disc/agent_replay_logit",
+        "disc/demo_logit",
+        "disc/loss",
+        "disc/grad_penalty",
+        "disc/agent_acc",
+        "disc/demo_acc",
+        "reward/disc",
+        "reward/disc_std",
+        "reward/task",
+        "episode/length",
+        "loss/actor",
+        "loss/critic",
+        "loss/bounds",
+        "policy/sigma",
+        "perf/env_steps_per_s",
+        "rollout/motion_nn_dist",
+        "rollout/fall_rate",
+        "sim/unstable_envs",
+        "loss/nonfinite_updates",
+        "eval/fall_rate",
+        "eval/survival",
+        "eval/motion_nn_dist",
+        "eval/score",
+    }
     assert expected <= set(history[-1])  # the last epoch is evaluated
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["fixed", "learned"])
 def test_sigma_schemes(tmp_path, scheme):
     t = trainer(tmp_path, "max_iterations=2", f"sigma={scheme}")
@@ -130,13 +139,19 @@ def test_sigma_schemes(tmp_path, scheme):
     assert ckpt["sigma_scheme"] == scheme
 
 
+@pytest.mark.slow
 def test_lstm_policy_with_seq_len_2(tmp_path):
-    t = trainer(tmp_path, "max_iterations=2", "train.params.config.seq_len=2",
-                "train.params.network.rnn={name: lstm, units: 32, layers: 1, before_mlp: False}")
+    t = trainer(
+        tmp_path,
+        "max_iterations=2",
+        "train.params.config.seq_len=2",
+        "train.params.network.rnn={name: lstm, units: 32, layers: 1, before_mlp: False}",
+    )
     assert t.agent.is_rnn and t.agent.seq_length == 2
     assert t.train() is not None
 
 
+@pytest.mark.slow
 def test_sigma_number_overrides_the_std_on_restore(tmp_path):
     last = trainer(tmp_path, "max_iterations=1").train()
     r = trainer(tmp_path, "max_iterations=2", f"checkpoint={last}", "sigma=0.2")
@@ -148,11 +163,20 @@ def test_sigma_number_overrides_the_std_on_restore(tmp_path):
     [
         ("+train.params.config.gamam=0.9", r"gamam: unknown key \(did you mean 'gamma'\?\)"),
         ("train.params.config.horizon_length=abc", "horizon_length: expected a int"),
-        ("train.params.config.minibatch_size=100", r"minibatch_size \(100\) must divide num_envs x horizon_length \(16 x 16 = 256\)"),
+        (
+            "train.params.config.minibatch_size=100",
+            r"minibatch_size \(100\) must divide num_envs x horizon_length \(16 x 16 = 256\)",
+        ),
         ("train.params.config.gamma=1.5", r"gamma: must lie in \(0, 1\]"),
         ("train.params.config.disc_reward_type=wgan", "disc_reward_type: must be one of"),
         ("sigma=wobbly", "sigma: must be 'fixed', 'learned' or a positive number"),
         ("sim=physx", "sim: must be mujoco or mujoco_warp"),
+        ("+task.env.numEnv=8", r"task\.env\.numEnv: unknown key \(did you mean 'numEnvs'\?\)"),
+        (
+            "+train.params.config.sigma_scheme=learned",
+            r"sigma_scheme: not a setting here: the action noise is set by sigma=",
+        ),
+        ("+train.params.config.seq_length=8", r"seq_length: not a setting here: use train\.params\.config\.seq_len"),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, override, match):
@@ -163,9 +187,12 @@ def test_bad_configs_name_the_key(tmp_path, override, match):
 
 def test_lstm_seq_len_must_divide_horizon(tmp_path):
     with pytest.raises(ConfigError, match=r"seq_len \(3\) must divide horizon_length \(16\)"):
-        train_mod.Trainer(make_cfg("train.params.config.seq_len=3", "train.params.network.rnn={name: lstm, units: 8, layers: 1}"))
+        train_mod.Trainer(
+            make_cfg("train.params.config.seq_len=3", "train.params.network.rnn={name: lstm, units: 8, layers: 1}")
+        )
 
 
+@pytest.mark.slow
 def test_missing_corrupt_and_foreign_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         train_mod.Trainer(make_cfg(f"checkpoint={tmp_path / 'nope.pth'}"))
@@ -178,11 +205,17 @@ def test_missing_corrupt_and_foreign_checkpoints(tmp_path):
     torch.save({"state_dict": {}}, other)
     with pytest.raises(CheckpointError, match="not an AMP checkpoint"):
         train_mod.Trainer(make_cfg(f"checkpoint={other}"))
-    t = train_mod.Trainer(make_cfg(f"checkpoint={last}", "train.params.network.mlp.units=[32,32]"), runs_dir=str(tmp_path / "r2"))
-    with pytest.raises(CheckpointError, match=r"does not fit this task/network: .*a2c_network.actor_mlp.0.weight: checkpoint \(64, 105\) vs model \(32, 105\)"):
+    t = train_mod.Trainer(
+        make_cfg(f"checkpoint={last}", "train.params.network.mlp.units=[32,32]"), runs_dir=str(tmp_path / "r2")
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"does not fit this task/network: .*a2c_network.actor_mlp.0.weight: checkpoint \(64, 105\) vs model \(32, 105\)",
+    ):
         t.build()
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_config_in_one_error(tmp_path):
     r = cli(tmp_path, "train.params.config.minibatch_size=100", "+train.params.config.gamam=1")
     assert r.returncode == 2
@@ -213,6 +246,7 @@ def test_agent_gae_and_bound_loss_are_the_tested_pure_functions(tmp_path):
     assert torch.equal(a.bound_loss(mu), amp_math.bound_loss_per_sample(mu))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rnn", [False, True], ids=["mlp", "lstm"])
 def test_sync_free_rollout_equals_rl_games_rollout(tmp_path, rnn):
     """Our rollout (episode statistics and RNN resets by mask, no dones.nonzero() per step) gives
@@ -222,8 +256,10 @@ def test_sync_free_rollout_equals_rl_games_rollout(tmp_path, rnn):
 
     over = ["seed=7", "task.env.episodeLength=6", "task.env.stateInit=Random"]
     if rnn:
-        over += ["train.params.network.rnn={name: lstm, units: 16, layers: 1, before_mlp: False}",
-                 "train.params.config.seq_len=4"]
+        over += [
+            "train.params.network.rnn={name: lstm, units: 16, layers: 1, before_mlp: False}",
+            "train.params.config.seq_len=4",
+        ]
     batches, lengths = [], []
     for original in (False, True):
         agent = trainer(tmp_path / str(original), *over).agent
@@ -265,7 +301,7 @@ def test_discriminator_gradients_do_not_add_up_over_minibatches(tmp_path):
     a._disc_stats = []
     mb = a.dataset[0]
     grads = []
-    for i in range(3):
+    for _ in range(3):
         a._disc_rows.step = 0  # the same discriminator rows each time (the stream would move on)
         a.train_actor_critic(mb)
         grads.append([p.grad.clone() for p in a.disc.parameters()])

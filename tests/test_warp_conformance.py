@@ -23,7 +23,9 @@ import torch
 DEVICE = os.environ.get("AMP_WARP_TEST_DEVICE", "cuda:0")
 HAVE_WARP = importlib.util.find_spec("mujoco_warp") is not None
 RUNNABLE = HAVE_WARP and (DEVICE == "cpu" or torch.cuda.is_available())
-REASON = "needs mujoco-warp" if not HAVE_WARP else "needs a CUDA GPU (set AMP_WARP_TEST_DEVICE=cpu to use Warp's CPU build)"
+REASON = (
+    "needs mujoco-warp" if not HAVE_WARP else "needs a CUDA GPU (set AMP_WARP_TEST_DEVICE=cpu to use Warp's CPU build)"
+)
 
 pytestmark = pytest.mark.skipif(not RUNNABLE, reason=REASON)
 TOL = 1e-4
@@ -57,8 +59,12 @@ def _run(pair, steps, scale, seed):
         for b in pair:
             b.set_pd_targets(targets.to(b.device))
             b.step()
-        worst = max(worst, _diff(cpu.dof_pos, gpu.dof_pos), _diff(cpu.root_pos_w, gpu.root_pos_w),
-                    _diff(cpu.body_pos_w, gpu.body_pos_w))
+        worst = max(
+            worst,
+            _diff(cpu.dof_pos, gpu.dof_pos),
+            _diff(cpu.root_pos_w, gpu.root_pos_w),
+            _diff(cpu.body_pos_w, gpu.body_pos_w),
+        )
     return worst
 
 
@@ -78,13 +84,14 @@ def test_standing_with_pd_noise(pair):
 
 def test_airborne_reference_states(pair, humanoid):
     """Reference states of the run clip lifted 1 m: joints, PD and the free root, no contacts."""
+    from isaacgymenvs import assets
     from isaacgymenvs.motion.motion_lib import MotionLib
     from isaacgymenvs.tasks.amp_task import AMPTaskConfig
-    from isaacgymenvs import assets
 
     model, skeleton = humanoid
-    lib = MotionLib.from_file(assets.asset_path("amp_humanoid/motions/amp_humanoid_run.npy"), skeleton, model,
-                              AMPTaskConfig.keyBodies)
+    lib = MotionLib.from_file(
+        assets.asset_path("amp_humanoid/motions/amp_humanoid_run.npy"), skeleton, model, AMPTaskConfig.keyBodies
+    )
     st = lib.get_motion_state(torch.zeros(4, dtype=torch.long), torch.tensor([0.1, 0.4, 0.7, 1.0]))
     pos = st.root_pos.clone()
     pos[:, 2] += 1.0
@@ -109,8 +116,13 @@ def test_captured_env_step_equals_the_eager_step(humanoid):
     from isaacgymenvs.learning.vecenv import AMPVecEnv
     from isaacgymenvs.tasks import make_task
 
-    t = make_task("HumanoidAMP", dict(numEnvs=64, motion_file="amp_humanoid_run.npy", episodeLength=5,
-                                      stateInit="Default"), sim="mujoco_warp", device="cuda:0", seed=3)
+    t = make_task(
+        "HumanoidAMP",
+        dict(numEnvs=64, motion_file="amp_humanoid_run.npy", episodeLength=5, stateInit="Default"),
+        sim="mujoco_warp",
+        device="cuda:0",
+        seed=3,
+    )
     env = AMPVecEnv(t, rl_device="cuda:0")
     env.reset()
     g = torch.Generator().manual_seed(0)
@@ -119,8 +131,25 @@ def test_captured_env_step_equals_the_eager_step(humanoid):
         env.step(act())
     assert env._step_fn.graph is not None, env._step_fn.error
     s = t.sim
-    state = lambda: [s._qpos, s._qvel, s._warm, s._ctrl, s._cfrc, t.progress, t.terminated, t.truncated,  # noqa: E731
-                     t.obs, t.amp_hist, t.ref_reset, t.unstable, t.ref_motion, t.ref_time]
+
+    def state():
+        return [
+            s._qpos,
+            s._qvel,
+            s._warm,
+            s._ctrl,
+            s._cfrc,
+            t.progress,
+            t.terminated,
+            t.truncated,
+            t.obs,
+            t.amp_hist,
+            t.ref_reset,
+            t.unstable,
+            t.ref_motion,
+            t.ref_time,
+        ]
+
     compared = lambda: [s._qpos, s._qvel, t.progress, t.terminated, t.truncated, t.obs, t.amp_hist]  # noqa: E731
     resets, worst, spread = 0, 0.0, 0.0
     diff = lambda xs, ys: max((x.float() - y.float()).abs().max().item() for x, y in zip(xs, ys))  # noqa: E731
@@ -132,7 +161,9 @@ def test_captured_env_step_equals_the_eager_step(humanoid):
         for _ in range(2):  # the same step, eagerly, twice
             for dst, src in zip(state(), saved):
                 dst.copy_(src)
-            runs.append([x.clone() for x in env._step(a)] + [x.clone() for x in compared()])  # not the solver's internals
+            runs.append(
+                [x.clone() for x in env._step(a)] + [x.clone() for x in compared()]
+            )  # not the solver's internals
         worst = max(worst, diff(replay, runs[0]))
         spread = max(spread, diff(runs[0], runs[1]))
         resets += int(runs[0][2].sum())

@@ -18,7 +18,7 @@ import os
 # MLflow's own "View run ... at: URL" lines: the URL can hold what a user typed into a URI
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
-from tracking.base import (  # noqa: E402
+from tracking.base import (
     FAILED,
     FINISHED,
     KILLED,
@@ -28,10 +28,20 @@ from tracking.base import (  # noqa: E402
     TrackingRejectedError,
     TrackingUnavailableError,
 )
-from tracking.session import TrackingSession, open_session  # noqa: E402
-from tracking.store import default_uri, resolve_uri  # noqa: E402
+from tracking.session import TrackingSession, open_session
+from tracking.store import default_uri, resolve_uri
 
 __all__ = [
-    "FAILED", "FINISHED", "KILLED", "NullTracker", "Tracker", "TrackingError", "TrackingRejectedError",
-    "TrackingUnavailableError", "TrackingSession", "open_session", "default_uri", "resolve_uri",
+    "FAILED",
+    "FINISHED",
+    "KILLED",
+    "NullTracker",
+    "Tracker",
+    "TrackingError",
+    "TrackingRejectedError",
+    "TrackingUnavailableError",
+    "TrackingSession",
+    "open_session",
+    "default_uri",
+    "resolve_uri",
 ]

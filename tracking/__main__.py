@@ -43,12 +43,16 @@ def _sync(a) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tracking", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tracking", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("uri", help="print the tracking URI a training would use now")
     s = sub.add_parser("sync", help="send a run's spool, artifacts and final status (or a whole sweep's)")
     s.add_argument("run_dir", nargs="?")
-    s.add_argument("--sweep", help="every trial of this sweep (sweeps_out/NAME), orphaned child runs, the sweep's results")
+    s.add_argument(
+        "--sweep", help="every trial of this sweep (sweeps_out/NAME), orphaned child runs, the sweep's results"
+    )
     s.add_argument("--storage", help="the sweep's storage folder (default: sweeps_out/)")
     s.add_argument("--uri", help="tracking URI (default: the one the run used)")
     s.add_argument("--status", help="final status when the run has none recorded: FINISHED, FAILED or KILLED")

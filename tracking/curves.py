@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 PANELS = (
-    ("discriminator logits (per run, not comparable between runs)",
-     ("disc/agent_logit", "disc/agent_replay_logit", "disc/demo_logit")),
+    (
+        "discriminator logits (per run, not comparable between runs)",
+        ("disc/agent_logit", "disc/agent_replay_logit", "disc/demo_logit"),
+    ),
     ("rewards", ("reward/disc", "reward/task")),
     ("eval (comparable between runs)", None),  # every eval/* key
 )
@@ -27,10 +29,9 @@ def plot_curves(history: list[tuple[int, dict]], path: str | Path) -> Path:
     fig = Figure(figsize=(8, 9), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(PANELS), 1, sharex=True)
-    epochs = [e for e, _ in history]
     eval_keys = sorted({k for _, m in history for k in m if k.startswith("eval/")})
     marker = "." if len(history) < 30 else None
-    for i, (ax, (title, keys)) in enumerate(zip(axes, PANELS)):
+    for ax, (title, keys) in zip(axes, PANELS):
         twin = None
         for j, k in enumerate(keys if keys is not None else eval_keys):
             pts = [(e, m[k]) for e, m in history if k in m]

@@ -22,6 +22,16 @@ from mlflow.tracking import MlflowClient
 from tracking.base import Tracker, TrackingRejectedError, TrackingUnavailableError
 from tracking.store import default_artifact_root, default_uri, file_lock, is_http, redact
 
+#: The MLflow UI opens an experiment in the view its kind names; without the tag it guesses (the
+#: GenAI overview of traces and tokens). These are training runs.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+EXPERIMENT_TAGS = {
+    EXPERIMENT_KIND: MODEL_TRAINING,
+    "mlflow.note.content": "AMP trainings (PPO + an adversarial motion prior): one run per training; a sweep is a "
+    "parent run with one child run per trial. Compare eval/* between runs, never disc/* or reward/*.",
+}
+
 # error codes that mean "try again later" (the REST client reports a refused connection as INTERNAL_ERROR)
 _TRANSIENT = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED", "ABORTED"}
 BATCH_PARAMS, BATCH_TAGS, BATCH_METRICS = 100, 100, 1000  # REST log-batch limits
@@ -29,8 +39,16 @@ BATCH_PARAMS, BATCH_TAGS, BATCH_METRICS = 100, 100, 1000  # REST log-batch limit
 
 def _reason(e: BaseException) -> str:
     s = str(e)
-    for hint in ("Connection refused", "Read timed out", "timed out", "Name or service not known",
-                 "No route to host", "unable to open database file", "Connection reset", "Connection aborted"):
+    for hint in (
+        "Connection refused",
+        "Read timed out",
+        "timed out",
+        "Name or service not known",
+        "No route to host",
+        "unable to open database file",
+        "Connection reset",
+        "Connection aborted",
+    ):
         if hint in s:
             return hint.lower()
     return (s.splitlines()[0] if s else type(e).__name__)[:300]
@@ -100,7 +118,7 @@ class MlflowTracker(Tracker):
                     try:
                         with self._limits(self.http_timeout_s):
                             client.search_experiments(max_results=1)
-                    except Exception as e:  # noqa: BLE001 - an unusable database file: the store cannot be reached
+                    except Exception as e:
                         raise TrackingUnavailableError(f"{redact(self.uri)}: {_reason(e)}") from e
                 self._client = client
         return self._client
@@ -108,7 +126,7 @@ class MlflowTracker(Tracker):
     def _sqlite_path(self) -> Path | None:
         if not self.uri.startswith("sqlite:///"):
             return None
-        return Path(self.uri[len("sqlite:///"):])
+        return Path(self.uri[len("sqlite:///") :])
 
     def _artifact_location(self, experiment: str) -> str | None:
         """A server picks its own (--default-artifact-root); an in-process sqlite store would use
@@ -138,7 +156,12 @@ class MlflowTracker(Tracker):
             exp = self._call(self.client.get_experiment_by_name, experiment)
             if exp is None:
                 try:
-                    eid = self._call(self.client.create_experiment, experiment, artifact_location=self._artifact_location(experiment))
+                    eid = self._call(
+                        self.client.create_experiment,
+                        experiment,
+                        artifact_location=self._artifact_location(experiment),
+                        tags=EXPERIMENT_TAGS,
+                    )
                 except TrackingRejectedError:  # created meanwhile by a parallel worker
                     exp = self._call(self.client.get_experiment_by_name, experiment)
                     if exp is None:
@@ -146,12 +169,16 @@ class MlflowTracker(Tracker):
                     eid = exp.experiment_id
             else:
                 if exp.lifecycle_stage == "deleted":
-                    raise TrackingRejectedError(f"experiment {experiment!r} is deleted (restore it or pick tracking.experiment=...)")
+                    raise TrackingRejectedError(
+                        f"experiment {experiment!r} is deleted (restore it or pick tracking.experiment=...)"
+                    )
                 eid = exp.experiment_id
+                if exp.tags.get(EXPERIMENT_KIND) != MODEL_TRAINING:  # made by an older version, or by hand
+                    self._call(self.client.set_experiment_tag, eid, EXPERIMENT_KIND, MODEL_TRAINING)
         except (TrackingUnavailableError, TrackingRejectedError, OSError) as e:
             msg = str(e)
             prefix = f"{redact(self.uri)}: "
-            msg = msg[len(prefix):] if msg.startswith(prefix) else msg
+            msg = msg[len(prefix) :] if msg.startswith(prefix) else msg
             what = "refused the experiment" if isinstance(e, TrackingRejectedError) else "cannot be reached"
             raise TrackingUnavailableError(f"tracking store {redact(self.uri)} {what} ({msg})") from e
         except Exception as e:  # sqlite: unwritable folder, foreign file, ...
@@ -189,7 +216,9 @@ class MlflowTracker(Tracker):
             self._call(self.client.log_batch, self.run_id, metrics=chunk)
 
     def log_artifact(self, local_path, artifact_path=None) -> None:
-        self._call(self.client.log_artifact, self.run_id, str(local_path), artifact_path, timeout_s=self.artifact_timeout_s)
+        self._call(
+            self.client.log_artifact, self.run_id, str(local_path), artifact_path, timeout_s=self.artifact_timeout_s
+        )
 
     def end_run(self, status: str) -> None:
         self._call(self.client.set_terminated, self.run_id, status, int(time.time() * 1000))

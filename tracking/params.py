@@ -62,7 +62,7 @@ def short_params(config: dict) -> dict[str, str]:
 
 def run_params(config: dict) -> dict[str, str]:
     """Flattened config plus the short params (which win over a top-level key of the same name,
-    e.g. the command-line ``sigma`` that is '' unless set)."""
+    e.g. the command-line ``sigma``, whose short param is the scheme the run used)."""
     config = dict(config)
     if isinstance(config.get("tracking"), dict) and config["tracking"].get("uri"):
         config["tracking"] = dict(config["tracking"], uri=redact(str(config["tracking"]["uri"])))

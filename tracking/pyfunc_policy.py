@@ -19,8 +19,9 @@ class OnnxPolicy(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         import onnxruntime as ort
 
-        self.session = ort.InferenceSession(os.path.join(context.artifacts["policy"], "policy.onnx"),
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            os.path.join(context.artifacts["policy"], "policy.onnx"), providers=["CPUExecutionProvider"]
+        )
 
     def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         obs = np.asarray(model_input, dtype=np.float32)

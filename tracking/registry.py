@@ -39,7 +39,10 @@ from tracking.sweep_runs import PARENT_TAG
 
 CHAMPION = "champion"
 POLICY_DIR = "policy"  # the export folder inside a model version: artifacts/policy/
-CHECKPOINTS = ("checkpoints/best.pth", "checkpoints/latest.pth")  # what tracking.session uploads, in order of preference
+CHECKPOINTS = (
+    "checkpoints/best.pth",
+    "checkpoints/latest.pth",
+)  # what tracking.session uploads, in order of preference
 NOT_COMPARABLE = ("disc/", "reward/")
 MODEL_CODE = Path(__file__).with_name("pyfunc_policy.py")
 
@@ -61,7 +64,8 @@ def check_metric(metric: str) -> None:
         raise RegistryError(
             f"metric {metric!r} cannot rank runs: each run trains its own discriminator, so its disc/* and reward/* "
             "values are on that run's own scale and are not comparable between runs; use eval/score, eval/fall_rate, "
-            "eval/survival or eval/motion_nn_dist")
+            "eval/survival or eval/motion_nn_dist"
+        )
 
 
 def better(value: float, than: float, mode: str) -> bool:
@@ -79,7 +83,7 @@ def sha256(path) -> str:
 
 def parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
     """``models:/NAME@ALIAS`` -> (NAME, ALIAS, None); ``models:/NAME/VERSION`` -> (NAME, None, VERSION)."""
-    rest = uri[len("models:/"):].strip("/")
+    rest = uri[len("models:/") :].strip("/")
     if "@" in rest:
         name, alias = rest.split("@", 1)
         if name and alias and "/" not in alias:
@@ -88,8 +92,10 @@ def parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
         name, version = rest.rsplit("/", 1)
         if name and version.isdigit():
             return name, None, version
-    raise RegistryError(f"{uri!r} is not a model URI this tool reads: use models:/NAME@ALIAS (e.g. "
-                        f"models:/HumanoidAMP-policy@{CHAMPION}) or models:/NAME/VERSION")
+    raise RegistryError(
+        f"{uri!r} is not a model URI this tool reads: use models:/NAME@ALIAS (e.g. "
+        f"models:/HumanoidAMP-policy@{CHAMPION}) or models:/NAME/VERSION"
+    )
 
 
 @contextmanager
@@ -126,12 +132,15 @@ class Registry:
         if is_http(uri) and not self.t.probe():
             raise TrackingUnavailableError(
                 f"tracking store {redact(uri)} cannot be reached; start it (`make mlflow-ui` serves the embedded "
-                "store) or point MLFLOW_TRACKING_URI at a server that runs")
+                "store) or point MLFLOW_TRACKING_URI at a server that runs"
+            )
         db = self.t._sqlite_path()
         if db is not None and not db.exists():
-            raise RegistryError(f"tracking store {redact(uri)} does not exist (no file {db}): nothing was tracked there; "
-                                "run `make sweep` and `make promote`, or point MLFLOW_TRACKING_URI at the store that "
-                                "holds the runs")
+            raise RegistryError(
+                f"tracking store {redact(uri)} does not exist (no file {db}): nothing was tracked there; "
+                "run `make sweep` and `make promote`, or point MLFLOW_TRACKING_URI at the store that "
+                "holds the runs"
+            )
 
     @property
     def client(self):
@@ -155,13 +164,21 @@ class Registry:
         """The child runs of a sweep's parent run (every status)."""
         exp = self._call(self.client.get_experiment_by_name, experiment)
         if exp is None:
-            raise RegistryError(f"experiment {experiment!r} is not in the tracking store {redact(self.uri)}: the sweep "
-                                "was tracked elsewhere (pass uri=... or set MLFLOW_TRACKING_URI)")
+            raise RegistryError(
+                f"experiment {experiment!r} is not in the tracking store {redact(self.uri)}: the sweep "
+                "was tracked elsewhere (pass uri=... or set MLFLOW_TRACKING_URI)"
+            )
         if self._get(self.client.get_run, parent_run_id) is None:
-            raise RegistryError(f"the sweep's parent run {parent_run_id} is not in the tracking store {redact(self.uri)} "
-                                "(deleted, or tracked elsewhere: pass uri=...)")
-        return self._call(self.client.search_runs, [exp.experiment_id],
-                          filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'", max_results=1000)
+            raise RegistryError(
+                f"the sweep's parent run {parent_run_id} is not in the tracking store {redact(self.uri)} "
+                "(deleted, or tracked elsewhere: pass uri=...)"
+            )
+        return self._call(
+            self.client.search_runs,
+            [exp.experiment_id],
+            filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+            max_results=1000,
+        )
 
     @staticmethod
     def rank(runs: list, metric: str, mode: str, sweep: str = "") -> list[tuple[float, object]]:
@@ -172,14 +189,24 @@ class Registry:
         finished = [r for r in runs if r.info.status == "FINISHED"]
         what = f"sweep {sweep!r}" if sweep else "the sweep"
         if not finished:
-            statuses = ", ".join(f"{r.info.run_name or r.info.run_id}: {r.info.status}" for r in runs) or "no trial runs at all"
-            raise RegistryError(f"{what} has no finished trial ({statuses}); let it finish (make sweep RESUME=1) or run it again")
-        scored = [(float(r.data.metrics[metric]), r) for r in finished
-                  if metric in r.data.metrics and math.isfinite(float(r.data.metrics[metric]))]
+            statuses = (
+                ", ".join(f"{r.info.run_name or r.info.run_id}: {r.info.status}" for r in runs)
+                or "no trial runs at all"
+            )
+            raise RegistryError(
+                f"{what} has no finished trial ({statuses}); let it finish (make sweep RESUME=1) or run it again"
+            )
+        scored = [
+            (float(r.data.metrics[metric]), r)
+            for r in finished
+            if metric in r.data.metrics and math.isfinite(float(r.data.metrics[metric]))
+        ]
         if not scored:
             logged = sorted({k for r in finished for k in r.data.metrics if not k.startswith(NOT_COMPARABLE)})
-            raise RegistryError(f"no finished trial of {what} logged the metric {metric!r}; comparable metrics logged: "
-                                f"{', '.join(k for k in logged if k.startswith('eval/')) or 'none'} (pass metric=...)")
+            raise RegistryError(
+                f"no finished trial of {what} logged the metric {metric!r}; comparable metrics logged: "
+                f"{', '.join(k for k in logged if k.startswith('eval/')) or 'none'} (pass metric=...)"
+            )
         scored.sort(key=lambda vr: vr[0], reverse=(mode == "max"))
         return scored
 
@@ -190,7 +217,9 @@ class Registry:
         for art in CHECKPOINTS:
             if art in present:
                 with _quiet():
-                    local = self._call(self.client.download_artifacts, rid, art, str(dst), timeout_s=self.t.artifact_timeout_s)
+                    local = self._call(
+                        self.client.download_artifacts, rid, art, str(dst), timeout_s=self.t.artifact_timeout_s
+                    )
                 return Path(local), art
         raise MissingCheckpointError(
             f"run {rid} ({run.info.run_name}) has no checkpoint artifact ({' or '.join(CHECKPOINTS)}); it was trained with "
@@ -217,28 +246,60 @@ class Registry:
         from mlflow.types import Schema, TensorSpec
 
         info = json.loads((Path(export_dir) / "policy.json").read_text())
-        signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, int(info["observation"]["size"])))]),
-                                   outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, int(info["action"]["size"])))]))
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, int(info["observation"]["size"])))]),
+            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, int(info["action"]["size"])))]),
+        )
         reqs = [f"{p}=={metadata.version(p)}" for p in ("mlflow", "onnxruntime", "numpy")]
         tags = {k: clip(str(v), MAX_TAG_VALUE) for k, v in tags.items()}
         rid = run.info.run_id
-        lm = self._call(self.client.create_logged_model, run.info.experiment_id, POLICY_DIR, rid,
-                        {k: tags[k] for k in ("task", "sweep", "trial_name", "checkpoint_sha256") if k in tags}, None, "onnx-policy")
+        lm = self._call(
+            self.client.create_logged_model,
+            run.info.experiment_id,
+            POLICY_DIR,
+            rid,
+            {k: tags[k] for k in ("task", "sweep", "trial_name", "checkpoint_sha256") if k in tags},
+            None,
+            "onnx-policy",
+        )
         with _quiet(), _global_uri(self.uri):
-            self._call(Model.log, None, name=POLICY_DIR, flavor=mlflow.pyfunc, run_id=rid, model_id=lm.model_id,
-                       python_model=str(MODEL_CODE), artifacts={POLICY_DIR: str(export_dir)}, signature=signature,
-                       pip_requirements=reqs, timeout_s=self.t.artifact_timeout_s)
+            self._call(
+                Model.log,
+                None,
+                name=POLICY_DIR,
+                flavor=mlflow.pyfunc,
+                run_id=rid,
+                model_id=lm.model_id,
+                python_model=str(MODEL_CODE),
+                artifacts={POLICY_DIR: str(export_dir)},
+                signature=signature,
+                pip_requirements=reqs,
+                timeout_s=self.t.artifact_timeout_s,
+            )
         if self._get(self.client.get_registered_model, name) is None:
             try:
-                self._call(self.client.create_registered_model, name,
-                           description="Exported AMP policies (raw observations in, actions out), one version per "
-                                       "promoted checkpoint; alias champion = the best so far. Created by make promote.")
+                self._call(
+                    self.client.create_registered_model,
+                    name,
+                    description="Exported AMP policies (raw observations in, actions out), one version per "
+                    "promoted checkpoint; alias champion = the best so far. Created by make promote.",
+                )
             except TrackingRejectedError:
-                if self._get(self.client.get_registered_model, name) is None:  # not created meanwhile by another promote
+                if (
+                    self._get(self.client.get_registered_model, name) is None
+                ):  # not created meanwhile by another promote
                     raise
         with _global_uri(self.uri):  # a sqlite registry looks the LoggedModel up through the global URI
-            return self._call(self.client.create_model_version, name, f"models:/{lm.model_id}", rid, tags, None,
-                              description, model_id=lm.model_id)
+            return self._call(
+                self.client.create_model_version,
+                name,
+                f"models:/{lm.model_id}",
+                rid,
+                tags,
+                None,
+                description,
+                model_id=lm.model_id,
+            )
 
     def alias_version(self, name: str, alias: str = CHAMPION):
         """The version ``alias`` points at, or None (no such model, or no such alias)."""
@@ -263,14 +324,20 @@ class Registry:
             raise RegistryError(
                 f"no registered model {name!r} in the tracking store {redact(self.uri)} (registered models: "
                 f"{', '.join(names) or 'none'}); run `make promote` (after `make sweep`) to register one, or point "
-                "MLFLOW_TRACKING_URI at the store that has it")
+                "MLFLOW_TRACKING_URI at the store that has it"
+            )
         if alias is not None:
             mv = self.alias_version(name, alias)
             if mv is None:
                 rm = self._call(self.client.get_registered_model, name)
-                have = ", ".join(f"@{a} -> v{v}" for a, v in sorted((getattr(rm, "aliases", None) or {}).items())) or "none"
-                raise RegistryError(f"registered model {name!r} has no alias {alias!r} (aliases: {have}); "
-                                    f"`make promote` sets @{CHAMPION}, or use models:/{name}/VERSION")
+                have = (
+                    ", ".join(f"@{a} -> v{v}" for a, v in sorted((getattr(rm, "aliases", None) or {}).items()))
+                    or "none"
+                )
+                raise RegistryError(
+                    f"registered model {name!r} has no alias {alias!r} (aliases: {have}); "
+                    f"`make promote` sets @{CHAMPION}, or use models:/{name}/VERSION"
+                )
             return mv
         mv = self._get(self.client.get_model_version, name, version)
         if mv is None:
@@ -281,13 +348,20 @@ class Registry:
     def download_policy(self, mv, dst) -> Path:
         """The version's export folder (policy.onnx, policy.json, ...), downloaded into ``dst``."""
         with _quiet(), _global_uri(self.uri):
-            root = self._call(mlflow.artifacts.download_artifacts, artifact_uri=f"models:/{mv.name}/{mv.version}",
-                              dst_path=str(dst), tracking_uri=self.uri, registry_uri=self.uri,
-                              timeout_s=self.t.artifact_timeout_s)
+            root = self._call(
+                mlflow.artifacts.download_artifacts,
+                artifact_uri=f"models:/{mv.name}/{mv.version}",
+                dst_path=str(dst),
+                tracking_uri=self.uri,
+                registry_uri=self.uri,
+                timeout_s=self.t.artifact_timeout_s,
+            )
         policy = Path(root) / "artifacts" / POLICY_DIR
         if not (policy / "policy.onnx").is_file():
-            raise RegistryError(f"model version {mv.name}/{mv.version} has no {POLICY_DIR}/policy.onnx in its files: it "
-                                "was not registered by `make promote`")
+            raise RegistryError(
+                f"model version {mv.name}/{mv.version} has no {POLICY_DIR}/policy.onnx in its files: it "
+                "was not registered by `make promote`"
+            )
         return policy
 
     def log_evaluation(self, mv, result: dict, files=()) -> str | None:
@@ -296,8 +370,11 @@ class Registry:
         import tempfile
 
         prefix = "sim2sim."
-        tags = {prefix + k: str(result[k]) for k in ("fall_rate", "survival", "motion_nn_dist", "score", "mean_episode_length", "episodes")
-                if k in result}
+        tags = {
+            prefix + k: str(result[k])
+            for k in ("fall_rate", "survival", "motion_nn_dist", "score", "mean_episode_length", "episodes")
+            if k in result
+        }
         tags[prefix + "time"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         for k, v in tags.items():
             self._call(self.client.set_model_version_tag, mv.name, str(mv.version), k, v)

@@ -65,8 +65,9 @@ class ProcessTracker(Tracker):
     def _spawn(self) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-        self._proc = subprocess.Popen([sys.executable, "-m", "tracking.worker"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, env=env)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "tracking.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        )
         write_msg(self._proc.stdin, ("__init__", self._args, {}))
         self._reply()
         if self._experiment is not None:  # a restarted worker: back to where the last one was
@@ -114,7 +115,8 @@ class ProcessTracker(Tracker):
                 self._kill()
                 raise TrackingUnavailableError(
                     f"{self.uri}: the tracking worker process stopped ({type(e).__name__}: {e}; exit code {code}); "
-                    "a new one starts with the next request") from e
+                    "a new one starts with the next request"
+                ) from e
 
     def close(self) -> None:
         with self._lock:

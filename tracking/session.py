@@ -24,24 +24,42 @@ The session subscribes to the trainer the way every other consumer does:
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 import os
 import shutil
+import socket
 import sys
 import time
-import socket
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 from tracking.base import (
-    FAILED, FINISHED, KILLED, NullTracker, Tracker, TrackingError, TrackingRejectedError, TrackingUnavailableError,
+    FAILED,
+    FINISHED,
+    KILLED,
+    NullTracker,
+    Tracker,
+    TrackingError,
+    TrackingRejectedError,
+    TrackingUnavailableError,
 )
 from tracking.params import MAX_TAG_VALUE, clip, run_params, run_tags
 from tracking.spool import Spool
 from tracking.store import redact, resolve_uri
 
-DEFAULTS = dict(backend="mlflow", required=True, uri="", experiment="", sender="process", artifact_every=50, http_retries=0,
-                http_timeout_s=5, artifact_timeout_s=120, probe_every_s=10, end_timeout_s=30)
+DEFAULTS = dict(
+    backend="mlflow",
+    required=True,
+    uri="",
+    experiment="",
+    sender="process",
+    artifact_every=50,
+    http_retries=0,
+    http_timeout_s=5,
+    artifact_timeout_s=120,
+    probe_every_s=10,
+    end_timeout_s=30,
+)
 
 
 def _warn(msg: str) -> None:
@@ -78,8 +96,15 @@ class TrackingSession:
         self.find_run = None
 
     # ------------------------------------------------------------------ start
-    def start(self, run_dir, config: dict, device: str = "", tags: dict | None = None, run_name: str | None = None,
-              run_id: str | None = None) -> None:
+    def start(
+        self,
+        run_dir,
+        config: dict,
+        device: str = "",
+        tags: dict | None = None,
+        run_name: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
         """Create the run: tags, params (chunked), the resolved config as an artifact.
         ``run_id``: continue that existing run instead (a retried or restored sweep trial)."""
         if not self.enabled:
@@ -87,8 +112,12 @@ class TrackingSession:
         self.run_dir = Path(run_dir)
         tdir = self.run_dir / "tracking"
         self.spool = Spool(tdir / "spool.jsonl")
-        args = {"tags": run_tags(config, device, tags), "params": run_params(config),
-                "run_name": run_name or self.run_dir.name, "run_id": run_id}
+        args = {
+            "tags": run_tags(config, device, tags),
+            "params": run_params(config),
+            "run_name": run_name or self.run_dir.name,
+            "run_id": run_id,
+        }
         if not self.connected:
             self._defer(args, "the store did not answer when the training started")
             return
@@ -111,7 +140,9 @@ class TrackingSession:
                 pass
         self.run_id = None
         if self.cfg["required"]:
-            raise TrackingUnavailableError(f"tracking store {redact(self.tracker.uri)}: the run could not be created ({e})") from e
+            raise TrackingUnavailableError(
+                f"tracking store {redact(self.tracker.uri)}: the run could not be created ({e})"
+            ) from e
         _warn(f"the run could not be created ({e}); tracking.required=false: training goes on without tracking")
         self.enabled = False
 
@@ -130,16 +161,22 @@ class TrackingSession:
         if cfg_file.exists():
             self.tracker.log_artifact(cfg_file)
         url = self.tracker.run_url()
-        self._write_run_json({"run_id": self.run_id, "experiment_id": getattr(self.tracker, "experiment_id", None),
-                              "url": url})
+        self._write_run_json(
+            {"run_id": self.run_id, "experiment_id": getattr(self.tracker, "experiment_id", None), "url": url}
+        )
         where = url or f"{redact(self.tracker.uri)} (make mlflow-ui to browse)"
         print(f"tracking: MLflow run {self.run_id} in experiment {self.experiment!r}: {where}", flush=True)
 
     def _write_run_json(self, fields: dict) -> None:
         tdir = self.run_dir / "tracking"
         tdir.mkdir(parents=True, exist_ok=True)
-        d = {"experiment": self.experiment, "uri": redact(self.tracker.uri), "host": socket.gethostname(),
-             "pid": os.getpid(), **fields}
+        d = {
+            "experiment": self.experiment,
+            "uri": redact(self.tracker.uri),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            **fields,
+        }
         tmp = tdir / "run.json.tmp"
         tmp.write_text(json.dumps(d, indent=1))
         os.replace(tmp, tdir / "run.json")
@@ -150,8 +187,10 @@ class TrackingSession:
         self._offline = True
         self._next_probe = time.monotonic() + float(self.cfg["probe_every_s"])
         self._write_run_json({"run_id": None, "pending_start": args})
-        _warn(f"{redact(self.tracker.uri)}: {why}; training goes on, every epoch is kept in {self.spool.path}, "
-              "and the MLflow run is created when the store answers")
+        _warn(
+            f"{redact(self.tracker.uri)}: {why}; training goes on, every epoch is kept in {self.spool.path}, "
+            "and the MLflow run is created when the store answers"
+        )
 
     def _try_start(self, force: bool = False) -> bool:
         """Create the pending run if the store answers now; True when there is a run."""
@@ -175,8 +214,11 @@ class TrackingSession:
         except TrackingUnavailableError:
             return False
         self._pending = None
-        print(f"tracking: {redact(self.tracker.uri)} answers; run {self.run_id} created, {len(self.spool)} "
-              "spooled epoch(s) to send", flush=True)
+        print(
+            f"tracking: {redact(self.tracker.uri)} answers; run {self.run_id} created, {len(self.spool)} "
+            "spooled epoch(s) to send",
+            flush=True,
+        )
         return True
 
     # ------------------------------------------------------------------ metrics
@@ -236,8 +278,10 @@ class TrackingSession:
 
     def _go_offline(self, e: Exception) -> None:
         if not self._offline:
-            _warn(f"{redact(self.tracker.uri)} does not answer ({e}); training goes on, metrics are kept in "
-                  f"{self.spool.path} and sent when it answers again")
+            _warn(
+                f"{redact(self.tracker.uri)} does not answer ({e}); training goes on, metrics are kept in "
+                f"{self.spool.path} and sent when it answers again"
+            )
         self._offline = True
         self._next_probe = time.monotonic() + float(self.cfg["probe_every_s"])
 
@@ -394,10 +438,12 @@ class TrackingSession:
             pass
         if any(left.values()):
             self._write_end(status, left)
-            _warn(f"{redact(self.tracker.uri)} did not answer before the end: "
-                  f"{'the run itself (not created yet), ' if self._pending is not None else ''}{len(self.spool)} epoch(s) "
-                  f"of metrics{', the artifacts' if left['artifacts'] else ''} and the final status {status} are kept in "
-                  f"{self.run_dir / 'tracking'}; send them with: python -m tracking sync {self.run_dir}")
+            _warn(
+                f"{redact(self.tracker.uri)} did not answer before the end: "
+                f"{'the run itself (not created yet), ' if self._pending is not None else ''}{len(self.spool)} epoch(s) "
+                f"of metrics{', the artifacts' if left['artifacts'] else ''} and the final status {status} are kept in "
+                f"{self.run_dir / 'tracking'}; send them with: python -m tracking sync {self.run_dir}"
+            )
         else:
             end_file = self.run_dir / "tracking" / "end.json"
             if end_file.exists():
@@ -475,5 +521,3 @@ def open_session(config: dict, defer: bool = False) -> TrackingSession:
         _warn(f"{e}; tracking.required=false: training goes on WITHOUT tracking")
         return TrackingSession(NullTracker(), t)
     return TrackingSession(tracker, t, experiment)
-
-

@@ -47,7 +47,11 @@ def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
     if p.username is None and p.password is None:
         return uri, None, None
     netloc = (p.hostname or "") + (f":{p.port}" if p.port else "")
-    return urlunsplit((p.scheme, netloc, p.path, p.query, p.fragment)), unquote(p.username or ""), unquote(p.password or "")
+    return (
+        urlunsplit((p.scheme, netloc, p.path, p.query, p.fragment)),
+        unquote(p.username or ""),
+        unquote(p.password or ""),
+    )
 
 
 def resolve_uri(configured: str | None = "") -> str:

@@ -34,9 +34,12 @@ def start_parent(uri: str | None, experiment: str, name: str, params: dict, tags
 
 def find_child(uri: str | None, experiment: str, parent_run_id: str, trial_id: str) -> str | None:
     t = tracker(uri, experiment)
-    runs = t._call(t.client.search_runs, [t.experiment_id],
-                   filter_string=f"tags.{TRIAL_TAG} = '{trial_id}' and tags.`{PARENT_TAG}` = '{parent_run_id}'",
-                   max_results=5)
+    runs = t._call(
+        t.client.search_runs,
+        [t.experiment_id],
+        filter_string=f"tags.{TRIAL_TAG} = '{trial_id}' and tags.`{PARENT_TAG}` = '{parent_run_id}'",
+        max_results=5,
+    )
     return runs[0].info.run_id if runs else None
 
 
@@ -49,8 +52,12 @@ def last_step(uri: str | None, experiment: str, run_id: str, key: str) -> int:
 
 def children(uri: str | None, experiment: str, parent_run_id: str) -> list:
     t = tracker(uri, experiment)
-    return t._call(t.client.search_runs, [t.experiment_id],
-                   filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'", max_results=1000)
+    return t._call(
+        t.client.search_runs,
+        [t.experiment_id],
+        filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+        max_results=1000,
+    )
 
 
 def end_if_running(uri: str | None, experiment: str, run_id: str, status: str, tags: dict | None = None) -> None:
@@ -64,8 +71,15 @@ def end_if_running(uri: str | None, experiment: str, run_id: str, status: str, t
         t.end_run(status)
 
 
-def finish_parent(uri: str | None, experiment: str, run_id: str, status: str, artifacts=(), tags: dict | None = None,
-                  metrics: dict | None = None) -> None:
+def finish_parent(
+    uri: str | None,
+    experiment: str,
+    run_id: str,
+    status: str,
+    artifacts=(),
+    tags: dict | None = None,
+    metrics: dict | None = None,
+) -> None:
     t = tracker(uri, experiment)
     t.run_id = run_id
     try:

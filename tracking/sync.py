@@ -48,7 +48,12 @@ def sync_run(run_dir, uri: str | None = None, status: str | None = None, timeout
     end = json.loads((tdir / "end.json").read_text()) if (tdir / "end.json").exists() else None
     status = status or (end or {}).get("status")
     error = (end or {}).get("error")
-    if status is None and info.get("host") == socket.gethostname() and info.get("pid") and not process_alive(info["pid"]):
+    if (
+        status is None
+        and info.get("host") == socket.gethostname()
+        and info.get("pid")
+        and not process_alive(info["pid"])
+    ):
         status, error = KILLED, f"its process (pid {info['pid']} on {info['host']}) is gone"
     if status not in (None, *STATUSES):
         raise SyncError(f"--status must be FINISHED, FAILED or KILLED, got {status!r}")
@@ -59,8 +64,9 @@ def sync_run(run_dir, uri: str | None = None, status: str | None = None, timeout
         args = dict(info["pending_start"])
         tags = args.get("tags") or {}
         if not args.get("run_id") and tags.get(sweep_runs.TRIAL_TAG) and tags.get(sweep_runs.PARENT_TAG):
-            args["run_id"] = sweep_runs.find_child(uri, info.get("experiment"), tags[sweep_runs.PARENT_TAG],
-                                                   tags[sweep_runs.TRIAL_TAG])
+            args["run_id"] = sweep_runs.find_child(
+                uri, info.get("experiment"), tags[sweep_runs.PARENT_TAG], tags[sweep_runs.TRIAL_TAG]
+            )
         s0 = TrackingSession(tracker, {}, info.get("experiment", ""))
         s0.run_dir = run_dir
         s0._create_run(args)
@@ -73,14 +79,17 @@ def sync_run(run_dir, uri: str | None = None, status: str | None = None, timeout
     pending = len(s.spool)
     if status is None:
         ok = s._drain(force=True)
-        return (f"run {info['run_id']}: {created}sent {pending - len(s.spool)} of {pending} spooled epoch(s); no final "
-                "status known (its process runs, or pass --status KILLED)" + ("" if ok else "; the store did not answer"))
+        return (
+            f"run {info['run_id']}: {created}sent {pending - len(s.spool)} of {pending} spooled epoch(s); no final "
+            "status known (its process runs, or pass --status KILLED)" + ("" if ok else "; the store did not answer")
+        )
     for name, (path, epoch) in ((end or {}).get("artifacts") or {}).items():
         setattr(s, f"_{name}", (Path(path), int(epoch)))
     s.end(status, error)
     ok = not (tdir / "end.json").exists()
-    return (f"run {info['run_id']}: {created}sent {pending - len(s.spool)} of {pending} spooled epoch(s); "
-            + (f"ended {status}" if ok else "not finished (the store did not answer)"))
+    return f"run {info['run_id']}: {created}sent {pending - len(s.spool)} of {pending} spooled epoch(s); " + (
+        f"ended {status}" if ok else "not finished (the store did not answer)"
+    )
 
 
 def needs_sync(run_dir: Path) -> bool:
@@ -103,10 +112,19 @@ def close_orphans(uri: str, experiment: str, parent_run_id: str) -> list[str]:
     host, closed = socket.gethostname(), []
     for run in sweep_runs.children(uri, experiment, parent_run_id):
         t = run.data.tags
-        if run.info.status == "RUNNING" and t.get("hostname") == host and t.get("pid", "").isdigit() \
-                and not process_alive(int(t["pid"])):
-            sweep_runs.end_if_running(uri, experiment, run.info.run_id, KILLED,
-                                      {"stop_reason": f"its process (pid {t['pid']} on {host}) is gone"})
+        if (
+            run.info.status == "RUNNING"
+            and t.get("hostname") == host
+            and t.get("pid", "").isdigit()
+            and not process_alive(int(t["pid"]))
+        ):
+            sweep_runs.end_if_running(
+                uri,
+                experiment,
+                run.info.run_id,
+                KILLED,
+                {"stop_reason": f"its process (pid {t['pid']} on {host}) is gone"},
+            )
             closed.append(run.info.run_id)
     return closed
 
@@ -144,8 +162,13 @@ def sync_sweep(name: str, storage=None, uri: str | None = None, timeout_s: float
         if _driver_gone(storage / f"{name}.lock") and not (storage / name / "parent_pending.json").exists():
             parent = sweep_runs.tracker(uri, state["experiment"]).client.get_run(state["parent_run_id"])
             if parent.info.status == "RUNNING":
-                sweep_runs.end_if_running(uri, state["experiment"], state["parent_run_id"], KILLED,
-                                          {"stop_reason": f"its driver is gone; `make sweep SWEEP={name} RESUME=1` continues it"})
+                sweep_runs.end_if_running(
+                    uri,
+                    state["experiment"],
+                    state["parent_run_id"],
+                    KILLED,
+                    {"stop_reason": f"its driver is gone; `make sweep SWEEP={name} RESUME=1` continues it"},
+                )
                 say(f"closed the parent run {state['parent_run_id']} KILLED: its driver is gone")
     except TrackingError as e:
         say(f"the store did not answer ({e}): child runs not checked")
@@ -163,8 +186,15 @@ def sync_sweep(name: str, storage=None, uri: str | None = None, timeout_s: float
     if pending.exists():
         p = json.loads(pending.read_text())
         try:
-            sweep_runs.finish_parent(uri, state["experiment"], state["parent_run_id"], p["status"],
-                                     [a for a in p["artifacts"] if Path(a).exists()], tags=p.get("tags"), metrics=p.get("metrics"))
+            sweep_runs.finish_parent(
+                uri,
+                state["experiment"],
+                state["parent_run_id"],
+                p["status"],
+                [a for a in p["artifacts"] if Path(a).exists()],
+                tags=p.get("tags"),
+                metrics=p.get("metrics"),
+            )
             pending.unlink()
             say(f"the sweep's results went to its parent run {state['parent_run_id']} ({p['status']})")
         except TrackingError as e:

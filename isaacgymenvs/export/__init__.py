@@ -19,7 +19,6 @@ failed export leaves ``out`` as it was (an earlier good export stays whole, neve
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -32,7 +31,6 @@ from torch import nn
 
 OBS_CLIP = 5.0
 ACTION_CLIP = 1.0
-NORM_EPS = 1e-5  # rl_games RunningMeanStd epsilon
 TOLERANCE = 1e-5
 
 
@@ -44,7 +42,14 @@ class ExportCheckError(ExportError):
     pass
 
 
-ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "selu": nn.SELU, "None": nn.Identity, "none": nn.Identity}
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "tanh": nn.Tanh,
+    "selu": nn.SELU,
+    "None": nn.Identity,
+    "none": nn.Identity,
+}
 
 
 class Actor(nn.Module):
@@ -79,17 +84,19 @@ class NormalizedActor(nn.Module):
 
 
 def _actor_from_state(state: dict, network: dict) -> Actor:
+    from isaacgymenvs.learning.rl_games_adapter import actor_layers
+
     units = list(network.get("mlp", {}).get("units", []))
+    hidden, (mw, mb) = actor_layers(state, len(units))
     layers = []
-    for i in range(len(units)):
-        w, b = state.get(f"a2c_network.actor_mlp.{2 * i}.weight"), state.get(f"a2c_network.actor_mlp.{2 * i}.bias")
-        if w is None or b is None:
+    for i, wb in enumerate(hidden):
+        if wb is None:
             raise ExportError(f"the checkpoint has no actor layer {i} (network units {units})")
+        w, b = wb
         lin = nn.Linear(w.shape[1], w.shape[0])
         lin.weight.data.copy_(w)
         lin.bias.data.copy_(b)
         layers.append(lin)
-    mw, mb = state["a2c_network.mu.weight"], state["a2c_network.mu.bias"]
     mu = nn.Linear(mw.shape[1], mw.shape[0])
     mu.weight.data.copy_(mw)
     mu.bias.data.copy_(mb)
@@ -97,28 +104,39 @@ def _actor_from_state(state: dict, network: dict) -> Actor:
 
 
 def _training_model(state: dict, meta: dict):
-    """The rl_games model the trainer used, rebuilt from the checkpoint's network config."""
-    from rl_games.algos_torch.model_builder import ModelBuilder
+    """The network the trainer used, rebuilt from the checkpoint's network config, with its weights."""
+    from isaacgymenvs.learning.rl_games_adapter import build_policy_model
 
-    network = {k: v for k, v in meta["network"].items() if v is not None}
-    network["name"] = "actor_critic"
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # rl_games prints while building
-        model = ModelBuilder().load({"model": {"name": "continuous_a2c_logstd"}, "network": network})
-        net = model.build({
-            "actions_num": meta["actions"], "input_shape": (meta["obs"],), "num_seqs": 1, "value_size": 1,
-            "normalize_value": meta.get("normalize_value", True), "normalize_input": meta.get("normalize_input", True),
-        })
+    network = meta["network"]
+    net = build_policy_model(
+        network,
+        meta["obs"],
+        meta["actions"],
+        normalize_input=meta.get("normalize_input", True),
+        normalize_value=meta.get("normalize_value", True),
+    )
     try:
         net.load_state_dict(state)
     except RuntimeError as e:  # torch lists every mismatch over many lines: one line, the first
         import re
 
-        found = re.findall(r"size mismatch for ([\w.]+): copying a param with shape torch.Size\((\[[^\]]*\])\) from "
-                           r"checkpoint, the shape in current model is torch.Size\((\[[^\]]*\])\)", str(e))
-        what = (f"{found[0][0]} is {found[0][1]} in the checkpoint, {found[0][2]} in the network"
-                + (f" (and {len(found) - 1} more)" if len(found) > 1 else "")) if found else str(e).splitlines()[0]
-        raise ExportError(f"the checkpoint's weights do not fit its own network description "
-                          f"(mlp units {network.get('mlp', {}).get('units')}): {what}") from None
+        found = re.findall(
+            r"size mismatch for ([\w.]+): copying a param with shape torch.Size\((\[[^\]]*\])\) from "
+            r"checkpoint, the shape in current model is torch.Size\((\[[^\]]*\])\)",
+            str(e),
+        )
+        what = (
+            (
+                f"{found[0][0]} is {found[0][1]} in the checkpoint, {found[0][2]} in the network"
+                + (f" (and {len(found) - 1} more)" if len(found) > 1 else "")
+            )
+            if found
+            else str(e).splitlines()[0]
+        )
+        raise ExportError(
+            f"the checkpoint's weights do not fit its own network description "
+            f"(mlp units {network.get('mlp', {}).get('units')}): {what}"
+        ) from None
     return net.eval()
 
 
@@ -126,22 +144,35 @@ def _legacy_deploy(task: str) -> dict:
     """Deployment info of a checkpoint saved before checkpoints carried it (HumanoidAMP, default config)."""
     from isaacgymenvs import characters
     from isaacgymenvs.motion.skeleton import skeleton_from_model
-    from isaacgymenvs.tasks import TASKS, terms
+    from isaacgymenvs.task_registry import get_task
+    from isaacgymenvs.tasks import terms
     from isaacgymenvs.tasks.amp_task import AMPTaskConfig
 
-    model = characters.load_model(TASKS[task][0])
+    character = get_task(task).character.name
+    model = characters.load_model(character)
     sk = skeleton_from_model(model)
-    offset, scale = terms.pd_action_offset_scale(terms.joint_groups(sk), sk.dof_limits)
+    offset, scale, _, _ = terms.action_mapping("limits", terms.joint_groups(sk), sk.dof_limits)
     kp, kd = characters.pd_gains_arrays(model)
     cfg = AMPTaskConfig()
     return {
-        "character": TASKS[task][0], "joint_order": sk.dof_names,
-        "key_bodies": list(cfg.keyBodies), "contact_bodies": list(cfg.contactBodies),
-        "termination_height": cfg.terminationHeight, "episode_length": cfg.episodeLength,
-        "amp_obs_steps": cfg.numAMPObsSteps, "local_root_obs": cfg.localRootObs, "action_mapping": "limits",
-        "action_offset": [float(x) for x in offset], "action_scale": [float(x) for x in scale],
-        "target_low": [None] * sk.num_dof, "target_high": [None] * sk.num_dof,
-        "pd_gains": {"kp": kp.tolist(), "kd": kd.tolist(), "torque_limit": [None if np.isinf(x) else float(x) for x in characters.torque_limits(model)]},
+        "character": character,
+        "joint_order": sk.dof_names,
+        "key_bodies": list(cfg.keyBodies),
+        "contact_bodies": list(cfg.contactBodies),
+        "termination_height": cfg.terminationHeight,
+        "episode_length": cfg.episodeLength,
+        "amp_obs_steps": cfg.numAMPObsSteps,
+        "local_root_obs": cfg.localRootObs,
+        "action_mapping": "limits",
+        "action_offset": [float(x) for x in offset],
+        "action_scale": [float(x) for x in scale],
+        "target_low": [None] * sk.num_dof,
+        "target_high": [None] * sk.num_dof,
+        "pd_gains": {
+            "kp": kp.tolist(),
+            "kd": kd.tolist(),
+            "torque_limit": [None if np.isinf(x) else float(x) for x in characters.torque_limits(model)],
+        },
         "physics_timestep_s": float(model.opt.timestep),
     }
 
@@ -149,30 +180,48 @@ def _legacy_deploy(task: str) -> dict:
 def _policy_json(meta: dict, checkpoint: Path, epoch: int) -> dict:
     from isaacgymenvs import characters
     from isaacgymenvs.motion.skeleton import skeleton_from_model
-    from isaacgymenvs.tasks import TASKS, terms
+    from isaacgymenvs.task_registry import UnknownTaskError, get_task
+    from isaacgymenvs.tasks import terms
 
     task = meta.get("task")
-    if task not in TASKS:
-        raise ExportError(f"checkpoint {str(checkpoint)!r} is for task {task!r}, which this version does not know")
+    try:
+        spec = get_task(task)
+    except UnknownTaskError as e:
+        raise ExportError(f"checkpoint {str(checkpoint)!r} is for a task this version does not know: {e}") from None
     dep = meta.get("deploy") or _legacy_deploy(task)
-    sk = skeleton_from_model(characters.load_model(TASKS[task][0], pd_gains=(dep["pd_gains"]["kp"], dep["pd_gains"]["kd"])))
-    layout = terms.obs_layout(terms.joint_groups(sk), sk.num_dof, len(dep["key_bodies"]))
-    if sum(n for _, n in layout) != int(meta["obs"]):
-        raise ExportError(f"checkpoint {str(checkpoint)!r}: its observation size {meta['obs']} does not match the "
-                          f"{task} model's {sum(n for _, n in layout)}")
+    sk = skeleton_from_model(
+        characters.load_model(spec.character.name, pd_gains=(dep["pd_gains"]["kp"], dep["pd_gains"]["kd"]))
+    )
+    groups = terms.joint_groups(sk)
+    local_root_obs = bool(dep.get("local_root_obs", False))
+    # the layout the trainer built its observation from (checkpoints before it: the default one)
+    try:
+        if dep.get("obs_layout") is not None:
+            layout = terms.layout_from_json(dep["obs_layout"])
+        else:
+            layout = terms.obs_layout(groups, sk.num_dof, len(dep["key_bodies"]), local_root_obs)
+        terms.check_layout(layout, groups, sk.num_dof, len(dep["key_bodies"]), size=int(meta["obs"]))
+    except terms.LayoutError as e:
+        raise ExportError(f"checkpoint {str(checkpoint)!r} does not fit the {task} model: {e}") from None
     return {
         "task": task,
-        "character": dep.get("character", TASKS[task][0]),
+        "character": dep.get("character", spec.character.name),
         "source_checkpoint": str(checkpoint),
         "epoch": epoch,
-        "observation": {"size": int(meta["obs"]), "layout": [{"name": n, "size": s} for n, s in layout],
-                        "normalization": "clip((obs - mean) / std, -5, 5), mean/std in obs_norm.npz", "clip": OBS_CLIP,
-                        "key_bodies": dep["key_bodies"], "local_root_obs": bool(dep.get("local_root_obs", False))},
+        # sim2sim builds its observation by walking this layout (isaacgymenvs.tasks.terms.OBS_BLOCKS)
+        "observation": {
+            "size": int(meta["obs"]),
+            "layout": terms.layout_to_json(layout),
+            "normalization": "clip((obs - mean) / std, -5, 5), mean/std in obs_norm.npz",
+            "clip": OBS_CLIP,
+            "key_bodies": dep["key_bodies"],
+            "local_root_obs": local_root_obs,
+        },
         "action": {
             "size": int(meta["actions"]),
             "clip": [-ACTION_CLIP, ACTION_CLIP],
             "pd_target": "target = clip(offset + scale * clip(action, -1, 1), target_low, target_high), per joint in "
-                         "joint_order (null: no bound)",
+            "joint_order (null: no bound)",
             "mapping": dep.get("action_mapping", "limits"),
             "offset": dep["action_offset"],
             "scale": dep["action_scale"],
@@ -180,14 +229,26 @@ def _policy_json(meta: dict, checkpoint: Path, epoch: int) -> dict:
             "target_high": dep["target_high"],
         },
         "joint_order": dep.get("joint_order", sk.dof_names),
-        "pd_gains": {**dep["pd_gains"], "law": "tau = clip(kp * (target - q) - kd * qdot, -torque_limit, torque_limit)"},
+        "pd_gains": {
+            **dep["pd_gains"],
+            "law": "tau = clip(kp * (target - q) - kd * qdot, -torque_limit, torque_limit)",
+        },
         "control_period_s": float(meta.get("control_dt", 1.0 / 30.0)),
         "physics_timestep_s": float(dep["physics_timestep_s"]),
         "quaternion_order": "wxyz (MuJoCo)",
-        "motion": {"file": dep.get("motion_file", "amp_humanoid_run.npy"), "ground": dep.get("motion_ground", "rolling_min"),
-                   "fps": dep.get("motion_fps"), "root_vel_sigma": dep.get("motion_root_vel_sigma", 0.0)},
-        "evaluation": {"contact_bodies": dep["contact_bodies"], "termination_height": dep["termination_height"],
-                       "episode_length": dep["episode_length"], "amp_obs_steps": dep["amp_obs_steps"]},
+        "motion": {
+            "file": dep.get("motion_file", spec.default_clip),
+            "ground": dep.get("motion_ground", spec.motion_ground),
+            "fps": dep.get("motion_fps"),
+            "root_vel_sigma": dep.get("motion_root_vel_sigma", 0.0),
+        },
+        "evaluation": {
+            "contact_bodies": dep["contact_bodies"],
+            "termination_height": dep["termination_height"],
+            "episode_length": dep["episode_length"],
+            "amp_obs_steps": dep["amp_obs_steps"],
+            "early_termination": bool(dep.get("early_termination", True)),
+        },
         # the Default reset pose: the "standing still" anchor of the evaluation's score
         "default_pose": {"root_height": dep.get("default_root_height"), "dof_pos": dep.get("default_dof_pos")},
     }
@@ -195,22 +256,32 @@ def _policy_json(meta: dict, checkpoint: Path, epoch: int) -> dict:
 
 def export(checkpoint, out=None, batch: int = 256, seed: int = 0) -> dict:
     """Write the four files and check them against each other; returns a summary dict."""
-    from isaacgymenvs.learning.amp_agent import load_checkpoint_file
+    from isaacgymenvs.learning.learner import load_checkpoint_file
 
     checkpoint = Path(checkpoint)
     ckpt = load_checkpoint_file(checkpoint)
     meta = ckpt.get("meta") or {}
     if "network" not in meta:
-        raise ExportError(f"checkpoint {str(checkpoint)!r} has no network description (saved by an older version); "
-                          "resume it for one epoch to write a new checkpoint, then export that")
+        raise ExportError(
+            f"checkpoint {str(checkpoint)!r} has no network description (saved by an older version); "
+            "resume it for one epoch to write a new checkpoint, then export that"
+        )
     if meta["network"].get("rnn"):
-        raise ExportError(f"checkpoint {str(checkpoint)!r} holds a recurrent policy (network.rnn={meta['network']['rnn']}); "
-                          "export writes MLP policies only (train without train.params.network.rnn to export one)")
+        raise ExportError(
+            f"checkpoint {str(checkpoint)!r} holds a recurrent policy (network.rnn={meta['network']['rnn']}); "
+            "export writes MLP policies only (train without train.params.network.rnn to export one)"
+        )
     state = ckpt["model"]
-    bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad = [
+        k
+        for k, v in state.items()
+        if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
     if bad:
-        raise ExportError(f"checkpoint {str(checkpoint)!r} has NaN or infinite values in {', '.join(bad[:4])}"
-                          f"{' ...' if len(bad) > 4 else ''} (the training diverged); export an earlier checkpoint")
+        raise ExportError(
+            f"checkpoint {str(checkpoint)!r} has NaN or infinite values in {', '.join(bad[:4])}"
+            f"{' ...' if len(bad) > 4 else ''} (the training diverged); export an earlier checkpoint"
+        )
     out = Path(out) if out else checkpoint.parent.parent / "export" / checkpoint.stem
     try:  # a checkpoint that cannot be rebuilt stops here, before any file is written
         _training_model(state, meta)
@@ -241,20 +312,28 @@ def _replace_dir(new: Path, out: Path) -> None:
 
 def _write(out: Path, ckpt: dict, state: dict, meta: dict, checkpoint: Path, batch: int, seed: int) -> dict:
     """The four files into ``out`` and their check (see the module docstring)."""
-    if "running_mean_std.running_mean" in state:
-        mean = state["running_mean_std.running_mean"].float()
-        std = torch.sqrt(state["running_mean_std.running_var"].float() + NORM_EPS)
-    else:  # trained without input normalization
-        mean = torch.zeros(meta["obs"])
-        std = torch.ones(meta["obs"])
+    from isaacgymenvs.learning.rl_games_adapter import obs_normalizer
+
+    mean, std = obs_normalizer(state) or (
+        torch.zeros(meta["obs"]),
+        torch.ones(meta["obs"]),
+    )  # None: trained without one
     actor = _actor_from_state(state, meta["network"])
     np.savez(out / "obs_norm.npz", mean=mean.numpy().astype(np.float32), std=std.numpy().astype(np.float32))
     scripted = torch.jit.script(actor)
     scripted.save(str(out / "policy.pt"))
     full = NormalizedActor(actor, mean, std).eval()
     example = torch.zeros(2, meta["obs"])
-    torch.onnx.export(full, (example,), str(out / "policy.onnx"), input_names=["obs"], output_names=["actions"],
-                      dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}}, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        full,
+        (example,),
+        str(out / "policy.onnx"),
+        input_names=["obs"],
+        output_names=["actions"],
+        dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
     info = _policy_json(meta, checkpoint, int(ckpt.get("epoch", 0)))
     (out / "policy.json").write_text(json.dumps(info, indent=2))
     return check_export(out, state, meta, batch=batch, seed=seed)

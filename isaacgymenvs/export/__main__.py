@@ -15,9 +15,11 @@ def main(argv=None) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     from isaacgymenvs.export import ExportError, export
-    from isaacgymenvs.learning.amp_agent import CheckpointError
+    from isaacgymenvs.learning.learner import CheckpointError
 
-    return run_json(lambda: export(args["checkpoint"], args.get("out")), (ExportError, CheckpointError, FileNotFoundError))
+    return run_json(
+        lambda: export(args["checkpoint"], args.get("out")), (ExportError, CheckpointError, FileNotFoundError)
+    )
 
 
 if __name__ == "__main__":

@@ -222,9 +222,9 @@ def gae(
     shape = rewards.shape
     if rewards.dim() != 2:
         raise ValueError(f"gae: expected [T, N] tensors, got rewards of shape {tuple(shape)}")
-    for name, t in (("values", values), ("next_values", next_values), ("terminated", terminated), ("dones", dones)):
-        if t.shape != shape:
-            raise ValueError(f"gae: {name} has shape {tuple(t.shape)}, expected {tuple(shape)} like rewards")
+    for name, x in (("values", values), ("next_values", next_values), ("terminated", terminated), ("dones", dones)):
+        if x.shape != shape:
+            raise ValueError(f"gae: {name} has shape {tuple(x.shape)}, expected {tuple(shape)} like rewards")
 
     not_terminated = 1.0 - terminated.to(values.dtype)
     not_done = 1.0 - dones.to(values.dtype)
@@ -238,9 +238,7 @@ def gae(
     return advantages, advantages + values
 
 
-def combine_rewards(
-    task_reward: torch.Tensor, disc_reward: torch.Tensor, task_w: float, disc_w: float
-) -> torch.Tensor:
+def combine_rewards(task_reward: torch.Tensor, disc_reward: torch.Tensor, task_w: float, disc_w: float) -> torch.Tensor:
     """Weighted sum ``task_w * task_reward + disc_w * disc_reward``.
 
     Args:
@@ -297,8 +295,7 @@ def motion_nn_dist(
         raise ValueError(f"motion_nn_dist: feature sizes differ, agent {agent_obs.shape[1]} vs ref {dim}")
     if ref_mean.shape != (dim,) or ref_std.shape != (dim,):
         raise ValueError(
-            f"motion_nn_dist: ref_mean {tuple(ref_mean.shape)} and ref_std {tuple(ref_std.shape)} "
-            f"must both be ({dim},)"
+            f"motion_nn_dist: ref_mean {tuple(ref_mean.shape)} and ref_std {tuple(ref_std.shape)} must both be ({dim},)"
         )
     _check_nonempty(agent_obs, "agent_obs")
     _check_nonempty(ref_obs, "ref_obs")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-from rl_games.algos_torch.running_mean_std import RunningMeanStd
 from torch import nn
+
+from isaacgymenvs.learning.normalizer import RunningMeanStd
 
 
 class Discriminator(nn.Module):
@@ -17,7 +18,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, num_amp_obs: int, units=(1024, 512)):
         super().__init__()
-        self.amp_norm = RunningMeanStd((num_amp_obs,))
+        self.amp_norm = RunningMeanStd(num_amp_obs)
         layers, d = [], num_amp_obs
         for u in units:
             lin = nn.Linear(d, u)

@@ -39,7 +39,7 @@ class Evaluator:
         # the reference set and the two anchors of the score, from the same seed: fixed for every trial
         task.generator.manual_seed(int(seed) + 1)
         self.ref = vec_env.fetch_amp_obs_demo(int(ref_size))
-        self.mean, self.std = self.ref.mean(0), self.ref.std(0)
+        self.mean, self.std = eval_metrics.reference_stats(self.ref)
         self.nn_ref = float(self._nn(vec_env.fetch_amp_obs_demo(min(int(ref_size), 1024))))
         still = task.default_pose_obs().to(self.ref)
         self.nn_still = float(self._nn(still.repeat(task.cfg.numAMPObsSteps).unsqueeze(0)))
@@ -74,10 +74,10 @@ class Evaluator:
             if t % 8 == 7 and not bool(alive.any()):  # every env ended: nothing left to watch
                 break
         rows = amp[mask]  # one host synchronization for the whole evaluation
-        survival = float((steps / T).mean())
+        fall_rate, survival = eval_metrics.episode_stats(fell, steps, T)
         nn = float(self._nn(rows)) if rows.shape[0] else float("nan")
         return {
-            "eval/fall_rate": float(fell.float().mean()),
+            "eval/fall_rate": fall_rate,
             "eval/survival": survival,
             "eval/motion_nn_dist": nn,
             "eval/score": float(eval_metrics.score(survival, nn, self.nn_still, self.nn_ref)) if rows.shape[0] else 0.0,

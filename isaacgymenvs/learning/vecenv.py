@@ -26,8 +26,11 @@ class AMPVecEnv:
         # callable the simulator may capture as a CUDA graph; not across devices (a copy to the
         # host cannot be captured) nor with resets by env ids (their count is read on the host).
         same_device = torch.device(task.device) == self.rl_device
-        self._step_fn = task.sim.graphed(self._step, generators=(task.generator,)) \
-            if same_device and task.sync_free_resets else self._step
+        self._step_fn = (
+            task.sim.graphed(self._step, generators=(task.generator,))
+            if same_device and task.sync_free_resets
+            else self._step
+        )
 
     def get_env_info(self) -> dict:
         return {
@@ -61,8 +64,15 @@ class AMPVecEnv:
         return self._out(self.task.reset_to_reference(motion_ids, times))
 
     def step(self, actions: torch.Tensor):
-        obs, reward, done, terminated, truncated, amp_obs, unstable = self._step_fn(actions.to(self.task.device, torch.float32))
-        return obs, reward, done, {"amp_obs": amp_obs, "terminate": terminated, "time_outs": truncated, "unstable": unstable}
+        obs, reward, done, terminated, truncated, amp_obs, unstable = self._step_fn(
+            actions.to(self.task.device, torch.float32)
+        )
+        return (
+            obs,
+            reward,
+            done,
+            {"amp_obs": amp_obs, "terminate": terminated, "time_outs": truncated, "unstable": unstable},
+        )
 
     def _step(self, actions: torch.Tensor):
         obs, reward, terminated, truncated = self.task.step(actions)

@@ -15,17 +15,21 @@ rotations) through the chain's rate Jacobian, damped near gimbal lock. Root velo
 central finite differences at the clip's own fps (the 60 fps AMP clips hold each 30 Hz pose for
 two frames; a central difference over the neighbours gives the true speed there, a forward
 difference would alternate 0 and 2x), optionally smoothed as IsaacGymEnvs does.
+
+Which reader a clip file takes (a G1 ``.csv`` or a poselib ``.npy``) is :mod:`isaacgymenvs.motion.loader`'s.
+
+Imports: numpy, scipy, mujoco and ``isaacgymenvs.motion`` (``joint_angles``, ``poselib``; ``skeleton``
+for types only).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mujoco
 import numpy as np
-from scipy.ndimage import minimum_filter1d, gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, minimum_filter1d
 
 from isaacgymenvs.motion.joint_angles import HingeMotion, hinge_motion
 from isaacgymenvs.motion.poselib import ClipError, SkeletonMotion
@@ -88,8 +92,9 @@ def hinge_angles_from_local_rotations(sm: SkeletonMotion, skeleton: "Skeleton") 
         raise ClipError(sm.path, str(e)) from None
 
 
-def _angular_velocity_world(q_wxyz: np.ndarray, fps: float) -> np.ndarray:
-    """omega_w = 2 * vec(dq/dt * conj(q)), with a central difference for dq/dt."""
+def angular_velocity_world(q_wxyz: np.ndarray, fps: float) -> np.ndarray:
+    """World angular velocity ``[T, 3]`` of rotations ``q_wxyz [T, 4]`` (wxyz, sign-consistent) at ``fps``:
+    omega_w = 2 * vec(dq/dt * conj(q)), with a central difference for dq/dt."""
     dq = np.gradient(q_wxyz, axis=0) * fps
     w, x, y, z = q_wxyz.T
     dw, dx, dy, dz = dq.T
@@ -122,7 +127,13 @@ def _geom_lowest_z(model: mujoco.MjModel, data: mujoco.MjData, geoms: np.ndarray
 def lowest_point_per_frame(model: mujoco.MjModel, qpos: np.ndarray) -> np.ndarray:
     """Height of the lowest point of the character's collision geoms in each frame ``[T]``."""
     data = mujoco.MjData(model)
-    geoms = np.array([g for g in range(model.ngeom) if model.geom_bodyid[g] != 0 and model.geom_contype[g] | model.geom_conaffinity[g]])
+    geoms = np.array(
+        [
+            g
+            for g in range(model.ngeom)
+            if model.geom_bodyid[g] != 0 and model.geom_contype[g] | model.geom_conaffinity[g]
+        ]
+    )
     out = np.empty(len(qpos))
     for t, q in enumerate(qpos):
         data.qpos[:] = q
@@ -167,7 +178,7 @@ def clip_from_skeleton_motion(
     violations = int(np.sum((dof_pos < lim[:, 0] - 1e-6) | (dof_pos > lim[:, 1] + 1e-6)))
     name = sm.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     root_lin_vel = np.gradient(root_pos, axis=0) * sm.fps
-    root_ang_vel = _angular_velocity_world(root_quat, sm.fps)
+    root_ang_vel = angular_velocity_world(root_quat, sm.fps)
     return MotionClip(
         name=name,
         fps=sm.fps,
@@ -188,27 +199,3 @@ def smooth_root_velocities(clip: MotionClip, sigma_frames: float) -> MotionClip:
         clip.root_lin_vel = gaussian_filter1d(clip.root_lin_vel, sigma_frames, axis=0, mode="nearest")
         clip.root_ang_vel = gaussian_filter1d(clip.root_ang_vel, sigma_frames, axis=0, mode="nearest")
     return clip
-
-
-def load_clip(f, skeleton: "Skeleton", model: mujoco.MjModel | None, trust: bool = False,
-              ground: str = "rolling_min", fps: float | None = None, root_vel_sigma: float = 0.0) -> MotionClip:
-    """One clip for ``skeleton`` (the torch Skeleton or sim2sim's numpy one): a G1 ``.csv`` or a
-    poselib ``.npy``; a clip of another character is a :class:`ClipError` that says what to do.
-    ``root_vel_sigma``: :func:`smooth_root_velocities`."""
-    from isaacgymenvs.motion.g1 import G1_JOINT_NAMES, load_g1_csv  # g1 imports this module
-    from isaacgymenvs.motion.poselib import load_skeleton_motion
-
-    f = Path(f)
-    is_g1 = list(skeleton.dof_names) == list(G1_JOINT_NAMES)
-    if f.suffix.lower() == ".csv":
-        if not is_g1:
-            raise ClipError(f, f"a G1 CSV clip, but this task's character has {skeleton.num_dof} other joints "
-                               f"({', '.join(skeleton.dof_names[:3])}, ...); G1 clips are for task=G1AMP")
-        # the G1 clip tools run on g1.xml (its foot contact spheres give the floor for ground="rolling_min");
-        # the task model has the same bodies and joints (the caller checked the joint names)
-        return smooth_root_velocities(load_g1_csv(f, fps=fps, ground=ground), root_vel_sigma)
-    if is_g1:
-        raise ClipError(f, "task=G1AMP takes G1 CSV clips (unitree_g1/motions/FORMAT.md); turn an AMP humanoid clip into "
-                           f"one with: python -m isaacgymenvs.motion retarget {f} --robot g1 --out {f.stem}_g1.csv")
-    sm = load_skeleton_motion(f, trust=trust)
-    return smooth_root_velocities(clip_from_skeleton_motion(sm, skeleton, model, ground=ground), root_vel_sigma)

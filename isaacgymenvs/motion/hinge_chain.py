@@ -11,6 +11,8 @@ Every function works on numpy arrays and on torch tensors alike (the namespace c
 input), so the clip loader (numpy; sim2sim runs without torch) and the MotionLib (torch, on the
 GPU) decompose the same way. Quaternions are **wxyz**; matrices rotate child-frame vectors into
 the parent frame; leading dimensions broadcast.
+
+Imports: numpy and ``isaacgymenvs.utils`` only.
 """
 
 from __future__ import annotations
@@ -60,10 +62,16 @@ def quat_mul(a, b):
     xp = namespace(a)
     aw, ax, ay, az = (a[..., k] for k in range(4))
     bw, bx, by, bz = (b[..., k] for k in range(4))
-    return _stack(xp, (aw * bw - ax * bx - ay * by - az * bz,
-                       aw * bx + ax * bw + ay * bz - az * by,
-                       aw * by - ax * bz + ay * bw + az * bx,
-                       aw * bz + ax * by - ay * bx + az * bw), -1)
+    return _stack(
+        xp,
+        (
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ),
+        -1,
+    )
 
 
 def quat_to_matrix(q):

@@ -18,6 +18,8 @@ hinges through the chain's rate Jacobian ``J`` (``omega = J dq``) by damped leas
 singular direction with ``sigma < sigma0`` is damped by ``lambda^2 = lambda0^2 (1 - (sigma/sigma0)^2)``,
 so away from gimbal lock the inverse is exact and near it the gain stays below ~1/(2 lambda0).
 The rates are then clipped to ``max_rate``.
+
+Imports: numpy and ``isaacgymenvs.motion.hinge_chain`` only.
 """
 
 from __future__ import annotations
@@ -67,7 +69,9 @@ def body_hinges(skeleton) -> list[BodyHinges]:
     for b, dofs in groups.items():
         if len(dofs) not in (1, 3):
             raise ValueError(f"body {skeleton.body_names[b]!r} has {len(dofs)} hinges; only 1 or 3 are supported")
-        out.append(BodyHinges(skeleton.body_names[b], tuple(dofs), ChainAxes.from_vectors(axes[dofs]), limits[dofs], rest[b]))
+        out.append(
+            BodyHinges(skeleton.body_names[b], tuple(dofs), ChainAxes.from_vectors(axes[dofs]), limits[dofs], rest[b])
+        )
     return sorted(out, key=lambda g: g.dofs[0])
 
 
@@ -102,7 +106,7 @@ def local_angular_velocity(q_wxyz: np.ndarray, fps: float) -> np.ndarray:
     return out
 
 
-def _candidates(hinges: BodyHinges, q_wxyz: np.ndarray) -> np.ndarray:
+def candidate_readings(hinges: BodyHinges, q_wxyz: np.ndarray) -> np.ndarray:
     """Every reading of the hinge angles ``[T, K, n]`` of local rotations ``q [T, 4]`` (wxyz)."""
     if len(hinges.dofs) == 1:
         k, s = hinges.axes.index[0], hinges.axes.sign[0]
@@ -136,7 +140,7 @@ def choose_readings(cands: np.ndarray, limits: np.ndarray, limit_weight: float =
     return cands[np.arange(T), path]
 
 
-def _settle_gimbal_locks(angles: np.ndarray, hinges: BodyHinges, tol: float = 1e-6) -> np.ndarray:
+def settle_gimbal_locks(angles: np.ndarray, hinges: BodyHinges, tol: float = 1e-6) -> np.ndarray:
     """At frames of exact gimbal lock, slide along the family of equal rotations (the rate
     Jacobian's null direction) to the point nearest the mean of the neighbouring frames."""
     J = rate_jacobian(angles, hinges.axes)  # [T, 3, 3]
@@ -152,13 +156,19 @@ def _settle_gimbal_locks(angles: np.ndarray, hinges: BodyHinges, tol: float = 1e
     return out
 
 
-def hinge_rates(angles: np.ndarray, omega_child: np.ndarray, axes: ChainAxes,
-                sigma0: float = SIGMA0, lambda0: float = LAMBDA0, max_rate: float = MAX_RATE) -> np.ndarray:
+def hinge_rates(
+    angles: np.ndarray,
+    omega_child: np.ndarray,
+    axes: ChainAxes,
+    sigma0: float = SIGMA0,
+    lambda0: float = LAMBDA0,
+    max_rate: float = MAX_RATE,
+) -> np.ndarray:
     """Hinge rates ``[T, n]`` from the child-frame angular velocity ``[T, 3]`` by damped least squares."""
     J = rate_jacobian(angles, axes)  # [T, 3, n]
     U, sv, Vt = np.linalg.svd(J, full_matrices=False)  # [T, 3, n], [T, n], [T, n, n]
-    lam2 = np.where(sv < sigma0, lambda0 ** 2 * (1.0 - (sv / sigma0) ** 2), 0.0)
-    gain = sv / np.maximum(sv ** 2 + lam2, 1e-300)  # [T, n]
+    lam2 = np.where(sv < sigma0, lambda0**2 * (1.0 - (sv / sigma0) ** 2), 0.0)
+    gain = sv / np.maximum(sv**2 + lam2, 1e-300)  # [T, n]
     proj = np.einsum("tij,ti->tj", U, omega_child)  # u_k . omega
     rates = np.einsum("tkn,tk->tn", Vt, gain * proj)
     return np.clip(rates, -max_rate, max_rate)
@@ -186,9 +196,9 @@ def hinge_motion(local_wxyz: dict[str, np.ndarray], skeleton, fps: float) -> Hin
         # sign-consistent in time: q and -q are the same rotation, but the differences need neighbours
         dots = np.sum(q[1:] * q[:-1], -1)
         q = q * np.concatenate(([1.0], np.cumprod(np.where(dots < 0, -1.0, 1.0))))[:, None]
-        ang = choose_readings(_candidates(g, q), g.limits)
+        ang = choose_readings(candidate_readings(g, q), g.limits)
         if len(g.dofs) == 3:
-            ang = _settle_gimbal_locks(ang, g)
+            ang = settle_gimbal_locks(ang, g)
         idx = list(g.dofs)
         pos[:, idx] = ang
         vel[:, idx] = hinge_rates(ang, local_angular_velocity(q, fps), g.axes)

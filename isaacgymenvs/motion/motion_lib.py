@@ -8,6 +8,8 @@ lerp, root rotation slerp, single hinges lerp, the local rotation of a 3-hinge j
 read back on the branch nearest the neighbouring frames, velocities lerp) and key-body positions
 come from forward kinematics of the interpolated pose, so they are exactly what a simulator shows
 for the same state.
+
+Imports: mujoco, torch, yaml, ``isaacgymenvs.motion`` and ``isaacgymenvs.utils`` only.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import mujoco
 import torch
 import yaml
 
-from isaacgymenvs.motion.clip import MotionClip, load_clip
+from isaacgymenvs.motion.clip import MotionClip
 from isaacgymenvs.motion.hinge_chain import chains_by_axes, interpolate_hinges
+from isaacgymenvs.motion.loader import load_clip
 from isaacgymenvs.motion.poselib import ClipError
 from isaacgymenvs.motion.skeleton import Skeleton
 from isaacgymenvs.utils.rotations import quat_slerp
@@ -70,16 +73,23 @@ def read_motion_list(path) -> list[tuple[Path, float, float | None]]:
 
 
 def load_clips(
-    motion_file, skeleton: Skeleton, model: mujoco.MjModel | None, trust: bool = False, ground: str = "rolling_min",
-    fps: float | None = None, root_vel_sigma: float = 0.0,
+    motion_file,
+    skeleton: Skeleton,
+    model: mujoco.MjModel | None,
+    trust: bool = False,
+    ground: str = "rolling_min",
+    fps: float | None = None,
+    root_vel_sigma: float = 0.0,
 ) -> tuple[list[MotionClip], list[float]]:
     motion_file = Path(motion_file)
     if motion_file.suffix.lower() in (".yaml", ".yml"):
         entries = read_motion_list(motion_file)
     else:
         entries = [(motion_file, 1.0, None)]
-    clips = [load_clip(f, skeleton, model, trust, ground, f_fps if f_fps is not None else fps, root_vel_sigma)
-             for f, _, f_fps in entries]
+    clips = [
+        load_clip(f, skeleton, model, trust, ground, f_fps if f_fps is not None else fps, root_vel_sigma)
+        for f, _, f_fps in entries
+    ]
     return clips, [e[1] for e in entries]
 
 
@@ -120,10 +130,21 @@ class MotionLib:
         self._cdf = torch.cumsum(self.weights, 0)
 
     @classmethod
-    def from_file(cls, motion_file, skeleton, model, key_bodies, device="cpu", trust=False, ground="rolling_min", fps=None,
-                  root_vel_sigma: float = 0.0):
-        clips, weights = load_clips(motion_file, skeleton, model, trust=trust, ground=ground, fps=fps,
-                                    root_vel_sigma=root_vel_sigma)
+    def from_file(
+        cls,
+        motion_file,
+        skeleton,
+        model,
+        key_bodies,
+        device="cpu",
+        trust=False,
+        ground="rolling_min",
+        fps=None,
+        root_vel_sigma: float = 0.0,
+    ):
+        clips, weights = load_clips(
+            motion_file, skeleton, model, trust=trust, ground=ground, fps=fps, root_vel_sigma=root_vel_sigma
+        )
         return cls(clips, weights, skeleton, key_bodies, device=device)
 
     @property

@@ -9,6 +9,8 @@ Pickles can run code when loaded. Loading a ``.npy`` clip therefore needs ``trus
 clips in the asset manifest; even then only the handful of classes such a file needs are
 allowed by the unpickler. ``python -m isaacgymenvs.motion convert`` writes the same data to
 an ``.npz`` that loads with ``allow_pickle=False``.
+
+Imports: numpy and :mod:`isaacgymenvs.assets` (the pinned checksums) only.
 """
 
 from __future__ import annotations
@@ -192,7 +194,11 @@ def validate(m: SkeletonMotion) -> SkeletonMotion:
     for j, p in enumerate(m.parents):
         if not (p == -1 and j == 0) and not (0 <= p < j):
             raise ClipError(path, f"parent index {p} of node {m.node_names[j]!r} must come before it (root first)")
-    for name, a in (("rotation", R), ("root_translation", m.root_translation), ("local_translation", m.local_translation)):
+    for name, a in (
+        ("rotation", R),
+        ("root_translation", m.root_translation),
+        ("local_translation", m.local_translation),
+    ):
         if not np.all(np.isfinite(a)):
             raise ClipError(path, f"{name} holds NaN or infinite values")
     norms = np.linalg.norm(R, axis=-1)

@@ -4,6 +4,8 @@ The skeleton is read from a compiled ``mujoco.MjModel`` (free root + hinge joint
 kinematics here reproduces ``mj_kinematics`` body positions, so a reference frame evaluated
 by the MotionLib and the same frame written into a simulator give identical key-body
 positions (the agent/demonstration parity the discriminator relies on).
+
+Imports: mujoco, numpy, torch and ``isaacgymenvs.utils`` only.
 """
 
 from __future__ import annotations
@@ -74,12 +76,17 @@ class Skeleton:
                 slots[b, fill[b]] = d
                 fill[b] += 1
             depth = []
-            for b, p in enumerate(self.parents):
+            for p in self.parents:
                 depth.append(0 if p < 0 else depth[p] + 1)
             levels = []
             for lvl in range(1, max(depth) + 1):
                 bodies = [b for b in range(self.num_bodies) if depth[b] == lvl]
-                levels.append((torch.tensor(bodies, device=device), torch.tensor([self.parents[b] for b in bodies], device=device)))
+                levels.append(
+                    (
+                        torch.tensor(bodies, device=device),
+                        torch.tensor([self.parents[b] for b in bodies], device=device),
+                    )
+                )
             cache[key] = {"slots": slots.to(device), "levels": levels, "root": self.parents.index(-1)}
         return cache[key]
 
@@ -112,7 +119,9 @@ class Skeleton:
         rot[..., tab["root"], :] = root_quat_wxyz
         for bodies, parents in tab["levels"]:
             prot = rot[..., parents, :]
-            pos[..., bodies, :] = pos[..., parents, :] + quat_rotate(prot, offsets[bodies].expand(*shape, len(bodies), 3))
+            pos[..., bodies, :] = pos[..., parents, :] + quat_rotate(
+                prot, offsets[bodies].expand(*shape, len(bodies), 3)
+            )
             rot[..., bodies, :] = quat_mul(prot, local[..., bodies, :])
         return pos, rot
 

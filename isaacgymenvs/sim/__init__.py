@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING
 
 import mujoco
 
-from isaacgymenvs.sim.base import SimBackend
+if TYPE_CHECKING:  # sim.base imports torch; sim.actuators is used without torch (characters, sim2sim)
+    from isaacgymenvs.sim.base import SimBackend
 
 BACKENDS = ("mujoco", "mujoco_warp")
 
@@ -35,7 +37,9 @@ def check_backend(name: str, device: str = "cpu") -> None:
         )
 
 
-def make_backend(name: str, model: mujoco.MjModel, num_envs: int, control_dt: float, device: str = "cpu", **kw) -> SimBackend:
+def make_backend(
+    name: str, model: mujoco.MjModel, num_envs: int, control_dt: float, device: str = "cpu", **kw
+) -> SimBackend:
     """Build backend ``name`` (``sim=...`` on the command line) for ``num_envs`` copies of ``model``."""
     if name == "mujoco":
         from isaacgymenvs.sim.mujoco_cpu import MujocoCpuBackend
@@ -43,7 +47,7 @@ def make_backend(name: str, model: mujoco.MjModel, num_envs: int, control_dt: fl
         return MujocoCpuBackend(model, num_envs, control_dt, device=device, **kw)
     if name == "mujoco_warp":
         check_backend(name, device)
-        from isaacgymenvs.sim.mujoco_warp import MujocoWarpBackend  # noqa: PLC0415
+        from isaacgymenvs.sim.mujoco_warp import MujocoWarpBackend
 
         return MujocoWarpBackend(model, num_envs, control_dt, device=device, **kw)
     raise ValueError(f"unknown sim {name!r}; choose one of {BACKENDS}")

@@ -82,7 +82,7 @@ class SimBackend(ABC):
     @abstractmethod
     def write_state(
         self,
-        env_ids: torch.Tensor,
+        env_ids: torch.Tensor | None,
         root_pos_w: torch.Tensor,
         root_quat_w: torch.Tensor,
         root_lin_vel_w: torch.Tensor,
@@ -129,8 +129,8 @@ class SimBackend(ABC):
         The default runs ``fn`` as it is."""
         return fn
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 (optional: a backend without resources to free keeps this)
+        """Free what the backend holds (GPU memory, threads); the default holds nothing."""
 
 
 def substeps_for(control_dt: float, physics_dt: float) -> int:

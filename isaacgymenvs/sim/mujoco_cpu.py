@@ -4,6 +4,8 @@ The reference implementation of :class:`SimBackend` (tests, CI, evaluation, sim2
 ``mj_step`` releases the GIL, so threads step disjoint chunks of environments in parallel.
 State is copied once per control step into contiguous numpy buffers that torch tensors
 share (``torch.from_numpy``), so reading it costs nothing more.
+
+Imports: mujoco, numpy, torch and ``isaacgymenvs.sim`` only.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ import mujoco
 import numpy as np
 import torch
 
-from isaacgymenvs.characters import actuator_dof_index
+from isaacgymenvs.sim.actuators import actuator_dof_index
 from isaacgymenvs.sim.base import SimBackend, substeps_for
-
 
 #: MuJoCo's warnings of a state it could not integrate (it then resets that MjData to the rest pose).
 _BAD_STATE = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQPOS)
@@ -51,9 +52,13 @@ def _quat_rotate_np(q_wxyz: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 class MujocoCpuBackend(SimBackend):
-    def __init__(self, model: mujoco.MjModel, num_envs: int, control_dt: float, device="cpu", num_threads: int | None = None):
+    def __init__(
+        self, model: mujoco.MjModel, num_envs: int, control_dt: float, device="cpu", num_threads: int | None = None
+    ):
         if torch.device(device).type != "cpu":
-            raise ValueError(f"the mujoco CPU backend returns CPU tensors; got device {device!r} (use sim=mujoco_warp on a GPU)")
+            raise ValueError(
+                f"the mujoco CPU backend returns CPU tensors; got device {device!r} (use sim=mujoco_warp on a GPU)"
+            )
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         self.model = model
@@ -133,7 +138,9 @@ class MujocoCpuBackend(SimBackend):
         ids = np.fromiter(env_ids, dtype=np.int64)
         self._ang_w[ids] = _quat_rotate_np(self._qpos[ids, 3:7], self._qvel[ids, 3:6])
 
-    def write_state(self, env_ids, root_pos_w, root_quat_w, root_lin_vel_w, root_ang_vel_w, dof_pos, dof_vel, mask=None):
+    def write_state(
+        self, env_ids, root_pos_w, root_quat_w, root_lin_vel_w, root_ang_vel_w, dof_pos, dof_vel, mask=None
+    ):
         cpu = lambda x: torch.as_tensor(x).detach().cpu().double().numpy()  # noqa: E731
         if env_ids is None:
             ids = np.arange(self.num_envs) if mask is None else np.flatnonzero(torch.as_tensor(mask).cpu().numpy())
@@ -143,7 +150,9 @@ class MujocoCpuBackend(SimBackend):
             rows = np.arange(ids.size)
             if ids.size and (ids.min() < 0 or ids.max() >= self.num_envs):
                 raise IndexError(f"env ids must lie in [0, {self.num_envs}), got {ids.min()}..{ids.max()}")
-        rp, rq, rv, rw, dp, dv = (cpu(x)[rows] for x in (root_pos_w, root_quat_w, root_lin_vel_w, root_ang_vel_w, dof_pos, dof_vel))
+        rp, rq, rv, rw, dp, dv = (
+            cpu(x)[rows] for x in (root_pos_w, root_quat_w, root_lin_vel_w, root_ang_vel_w, dof_pos, dof_vel)
+        )
         rq = rq / np.linalg.norm(rq, axis=-1, keepdims=True)
         conj = rq * np.array([1.0, -1.0, -1.0, -1.0])
         rw_body = _quat_rotate_np(conj, rw)

@@ -8,6 +8,8 @@
 * Kernels are compiled at first use and cached on disk: the cache folder is
   ``$AMP_WARP_CACHE`` (or ``kernel_cache_dir``), default warp's own (``~/.cache/warp``).
   ``make warmup`` compiles them for a task before a sweep starts.
+
+Imports: mujoco, torch, warp / mujoco_warp (at first use), ``isaacgymenvs.sim`` and ``isaacgymenvs.utils`` only.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import mujoco
 import torch
 
-from isaacgymenvs.characters import actuator_dof_index
+from isaacgymenvs.sim.actuators import actuator_dof_index
 from isaacgymenvs.sim.base import SimBackend, substeps_for
 from isaacgymenvs.utils.rotations import quat_rotate
 
@@ -155,7 +157,9 @@ class MujocoWarpBackend(SimBackend):
                 wp.capture_launch(self._graph)
         self._refresh()
 
-    def write_state(self, env_ids, root_pos_w, root_quat_w, root_lin_vel_w, root_ang_vel_w, dof_pos, dof_vel, mask=None):
+    def write_state(
+        self, env_ids, root_pos_w, root_quat_w, root_lin_vel_w, root_ang_vel_w, dof_pos, dof_vel, mask=None
+    ):
         if env_ids is None:
             ids = slice(None)  # every env: no host synchronization
         else:
@@ -170,8 +174,11 @@ class MujocoWarpBackend(SimBackend):
         if env_ids is None:
             # With a mask only those envs are written (the others keep their state bit for bit);
             # without, every env is, and those whose state changes lose their solver warm start.
-            changed = (mask.to(self.device, torch.bool) if mask is not None else
-                       (qpos != self._qpos).any(-1) | (qvel != self._qvel).any(-1)).unsqueeze(-1)
+            changed = (
+                mask.to(self.device, torch.bool)
+                if mask is not None
+                else (qpos != self._qpos).any(-1) | (qvel != self._qvel).any(-1)
+            ).unsqueeze(-1)
             qpos = torch.where(changed, qpos, self._qpos)
             qvel = torch.where(changed, qvel, self._qvel)
             self._warm.copy_(torch.where(changed, torch.zeros_like(self._warm), self._warm))
@@ -229,10 +236,13 @@ class _GraphedCall:
         if self.error is None and self.calls > self.WARMUP_CALLS:
             try:
                 self._capture(args)
-            except Exception as e:  # noqa: BLE001 - any capture failure: run eagerly, say so
+            except Exception as e:
                 self.error = f"{type(e).__name__}: {e}"
-                print(f"mujoco_warp: the environment step could not be captured as a CUDA graph ({self.error}); "
-                      "it runs eagerly (slower)", flush=True)
+                print(
+                    f"mujoco_warp: the environment step could not be captured as a CUDA graph ({self.error}); "
+                    "it runs eagerly (slower)",
+                    flush=True,
+                )
             else:
                 return self(*args)
         return self.fn(*args)
@@ -246,10 +256,16 @@ class _GraphedCall:
         stream = torch.cuda.current_stream(b.device)
         b._inline = True
         try:
-            with torch.cuda.graph(g, stream=stream, capture_error_mode="thread_local"):
-                with wp.ScopedCapture(device=b._wp_device, stream=wp.get_stream(b._wp_device), external=True,
-                                      capture_mode=wp.CaptureMode.THREAD_LOCAL) as cap:
-                    out = self.fn(*self.inputs)
+            with (
+                torch.cuda.graph(g, stream=stream, capture_error_mode="thread_local"),
+                wp.ScopedCapture(
+                    device=b._wp_device,
+                    stream=wp.get_stream(b._wp_device),
+                    external=True,
+                    capture_mode=wp.CaptureMode.THREAD_LOCAL,
+                ) as cap,
+            ):
+                out = self.fn(*self.inputs)
         finally:
             b._inline = False
         self.graph, self.out, self.wp_graph = g, out, cap.graph

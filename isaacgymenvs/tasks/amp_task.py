@@ -10,6 +10,10 @@ observation history (newest step first). Environments that are done are **not** 
 ``step``: the learner reads the terminal observation (to bootstrap the value on time-outs)
 and then calls ``reset_done()``, as IsaacGymEnvs' AMP agent does.
 
+Each of those pieces is a function of ``terms`` (the deployed step, written once for torch and
+numpy); sim2sim runs the same functions, with the observation layout this task writes into its
+deployment info (``deploy_info()["obs_layout"]``, export's ``policy.json``).
+
 **A simulator blow-up is caught, not trained on.** After every step the backend marks envs
 whose state is not finite, faster than ``maxStateSpeed`` or flagged by the physics
 (``SimBackend.unstable``). Such an env is terminated (no value bootstrap), its observation is
@@ -30,7 +34,7 @@ from isaacgymenvs.sim.base import SimBackend
 from isaacgymenvs.tasks import terms
 
 STATE_INIT_MODES = ("Default", "Start", "Random", "Hybrid")
-ACTION_MAPPINGS = ("limits", "default_pose")
+ACTION_MAPPINGS = terms.ACTION_MAPPINGS
 
 
 @dataclass
@@ -112,23 +116,30 @@ class AMPTask:
         allowed[skeleton.body_index(cfg.contactBodies)] = True
         self.allowed_contact = allowed
         root_h, dof0 = default_pose
-        dof0 = torch.zeros(sim.num_dof, dtype=torch.float64) if dof0 is None else torch.as_tensor(dof0, dtype=torch.float64)
+        dof0 = (
+            torch.zeros(sim.num_dof, dtype=torch.float64)
+            if dof0 is None
+            else torch.as_tensor(dof0, dtype=torch.float64)
+        )
         self.default_root_height = float(cfg.defaultRootHeight if cfg.defaultRootHeight is not None else root_h or 0.0)
         if cfg.defaultRootHeight is None and root_h is None:
-            raise ValueError("task.env.defaultRootHeight is null but the character has no default keyframe; give a height")
-        if cfg.actionMapping == "limits":
-            offset, scale = terms.pd_action_offset_scale(self.groups, skeleton.dof_limits)
-            low = torch.full_like(offset, -torch.inf)
-            high = torch.full_like(offset, torch.inf)
-        else:
-            offset, scale = terms.default_pose_offset_scale(dof0, skeleton.dof_limits, cfg.actionScale)
-            low, high = skeleton.dof_limits[:, 0], skeleton.dof_limits[:, 1]
+            raise ValueError(
+                "task.env.defaultRootHeight is null but the character has no default keyframe; give a height"
+            )
+        offset, scale, low, high = terms.action_mapping(
+            cfg.actionMapping, self.groups, skeleton.dof_limits, dof0, cfg.actionScale
+        )
         self.action_offset = offset.to(self.device, torch.float32)
         self.action_scale = scale.to(self.device, torch.float32)
         self.target_low = low.to(self.device, torch.float32)
         self.target_high = high.to(self.device, torch.float32)
         self.num_actions = sim.num_dof
-        self.obs_layout = terms.obs_layout(self.groups, sim.num_dof, len(cfg.keyBodies))
+        #: ``[(block name, size)]``: the observation, in order (``terms.OBS_BLOCKS``); also what
+        #: export writes into policy.json and sim2sim builds its observation from.
+        self.obs_layout = terms.obs_layout(self.groups, sim.num_dof, len(cfg.keyBodies), cfg.localRootObs)
+        self.rules = terms.EpisodeRules(
+            float(cfg.terminationHeight), int(cfg.episodeLength), bool(cfg.enableEarlyTermination)
+        )
         self.num_obs = sum(n for _, n in self.obs_layout)
         if cfg.numObservations is not None and int(cfg.numObservations) != self.num_obs:
             raise ValueError(
@@ -155,12 +166,14 @@ class AMPTask:
         self.last_unstable_start = torch.tensor([-2.0, 0.0], device=self.device)
         #: Reset finished episodes by mask (no host synchronization) instead of by their ids.
         self.sync_free_resets = cfg.syncFreeResets
+        #: What ``make_task`` knows beyond the config (character, clip, PD gains): part of :meth:`deploy_info`.
+        self.deploy_extra: dict = {}
 
     def deploy_info(self) -> dict:
         """What a deployment (export, sim2sim) needs to run this task's policy without the config."""
         f = lambda t: [float(x) for x in t.cpu()]  # noqa: E731
         return {
-            **getattr(self, "deploy_extra", {}),
+            **self.deploy_extra,
             "joint_order": list(self.sim.dof_names),
             "control_period_s": float(self.dt),
             "key_bodies": list(self.cfg.keyBodies),
@@ -169,6 +182,8 @@ class AMPTask:
             "episode_length": int(self.cfg.episodeLength),
             "amp_obs_steps": int(self.cfg.numAMPObsSteps),
             "local_root_obs": bool(self.cfg.localRootObs),
+            "obs_layout": terms.layout_to_json(self.obs_layout),
+            "early_termination": bool(self.cfg.enableEarlyTermination),
             "action_mapping": self.cfg.actionMapping,
             "action_offset": f(self.action_offset),
             "action_scale": f(self.action_scale),
@@ -179,24 +194,33 @@ class AMPTask:
         }
 
     # ----------------------------------------------------------------- observations
-    def _sim_obs(self, env_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Observation of every env, or of ``env_ids`` only."""
+    def _sim_state(self, env_ids: torch.Tensor | None = None) -> terms.CharacterState:
+        """The simulator's state (float32) of every env, or of ``env_ids`` only."""
         s = self.sim
         if env_ids is None:
             f = lambda x: x.to(torch.float32)  # noqa: E731
         else:
             f = lambda x: x[env_ids].to(torch.float32)  # noqa: E731
-        return terms.character_obs(
-            f(s.root_pos_w), f(s.root_quat_w), f(s.root_lin_vel_w), f(s.root_ang_vel_w), f(s.dof_pos), f(s.dof_vel),
-            f(s.body_pos_w[:, self.key_body_ids]), self.groups, self.cfg.localRootObs,
+        return terms.CharacterState(
+            f(s.root_pos_w),
+            f(s.root_quat_w),
+            f(s.root_lin_vel_w),
+            f(s.root_ang_vel_w),
+            f(s.dof_pos),
+            f(s.dof_vel),
+            f(s.body_pos_w[:, self.key_body_ids]),
         )
+
+    def _sim_obs(self, env_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Observation of every env, or of ``env_ids`` only."""
+        return terms.observation(self._sim_state(env_ids), self.groups, self.obs_layout)
 
     def _motion_obs(self, motion_ids: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         st = self.motion_lib.get_motion_state(motion_ids, times)
-        return terms.character_obs(
-            st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel,
-            st.key_body_pos, self.groups, self.cfg.localRootObs,
+        state = terms.CharacterState(
+            st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel, st.key_body_pos
         )
+        return terms.observation(state, self.groups, self.obs_layout)
 
     def amp_obs_demo(self, n: int) -> torch.Tensor:
         """``[n, numAMPObsSteps * obs]`` demonstration AMP observations from the MotionLib."""
@@ -204,15 +228,14 @@ class AMPTask:
         k = self.cfg.numAMPObsSteps
         trunc = self.dt * (k - 1)
         t0 = self.motion_lib.sample_time(ids, truncate_time=trunc, generator=self.generator) + trunc
-        steps = torch.arange(k, device=self.device, dtype=t0.dtype) * self.dt
-        times = (t0.unsqueeze(-1) - steps).reshape(-1)
+        times = terms.history_times(t0, k, self.dt).reshape(-1)
         obs = self._motion_obs(ids.repeat_interleave(k), times)
         return obs.reshape(n, k * self.num_obs)
 
     @property
     def amp_obs(self) -> torch.Tensor:
         """``[N, numAMPObsSteps * obs]`` the agent's AMP observation, newest step first."""
-        return self.amp_hist.reshape(self.num_envs, -1)
+        return terms.amp_obs(self.amp_hist)
 
     # ----------------------------------------------------------------- resets
     def _write(self, env_ids, root_pos, root_quat, root_vel, root_ang_vel, dof_pos, dof_vel):
@@ -252,8 +275,7 @@ class AMPTask:
         self.ref_time[env_ids] = times.to(self.ref_time.dtype)
         k = self.cfg.numAMPObsSteps
         if k > 1:
-            steps = torch.arange(1, k, device=self.device, dtype=times.dtype) * self.dt
-            hist_t = (times.unsqueeze(-1) - steps).reshape(-1)
+            hist_t = terms.history_times(times, k, self.dt)[:, 1:].reshape(-1)
             hist = self._motion_obs(motion_ids.repeat_interleave(k - 1), hist_t)
             self.amp_hist[env_ids, 1:] = hist.reshape(M, k - 1, self.num_obs)
 
@@ -293,7 +315,7 @@ class AMPTask:
         self.obs[env_ids] = obs
         self.amp_hist[env_ids, 0] = obs
         if (~ref).any():
-            self.amp_hist[env_ids[~ref]] = obs[~ref].unsqueeze(1)
+            self.amp_hist[env_ids[~ref]] = terms.history_of(obs[~ref], self.cfg.numAMPObsSteps)
 
     def reset(self) -> torch.Tensor:
         self.reset_idx(torch.arange(self.num_envs, device=self.device))
@@ -327,12 +349,13 @@ class AMPTask:
         default += [self.default_dof_pos.expand(N, -1), torch.zeros(N, self.num_actions, device=self.device)]
         drawn = (st.root_pos, st.root_quat_wxyz, st.root_lin_vel, st.root_ang_vel, st.dof_pos, st.dof_vel)
         r, m = ref.unsqueeze(-1), mask.unsqueeze(-1)
-        s.write_state(None, *[torch.where(r, a, b) for a, b in zip(drawn, default)], mask=mask)
+        rp, rq, rv, rw, dp, dv = (torch.where(r, a, b) for a, b in zip(drawn, default))
+        s.write_state(None, rp, rq, rv, rw, dp, dv, mask=mask)
         obs = self._sim_obs()
-        hist = obs.unsqueeze(1).expand(N, k - 1, self.num_obs)
+        hist = terms.history_of(obs, k - 1)
         if k > 1:
-            steps = torch.arange(1, k, device=self.device, dtype=times.dtype) * self.dt
-            ref_hist = self._motion_obs(ids.repeat_interleave(k - 1), (times.unsqueeze(-1) - steps).reshape(-1))
+            hist_t = terms.history_times(times, k, self.dt)[:, 1:].reshape(-1)
+            ref_hist = self._motion_obs(ids.repeat_interleave(k - 1), hist_t)
             hist = torch.where(r.unsqueeze(-1), ref_hist.reshape(N, k - 1, self.num_obs), hist)
         self.amp_hist[:, 1:] = torch.where(m.unsqueeze(-1), hist, self.amp_hist[:, 1:])
         self.amp_hist[:, 0] = torch.where(m, obs, self.amp_hist[:, 0])
@@ -360,29 +383,31 @@ class AMPTask:
     # ----------------------------------------------------------------- stepping
     def step(self, actions: torch.Tensor):
         """Returns ``obs [N, O]``, ``reward [N]``, ``terminated [N]``, ``truncated [N]``."""
-        actions = actions.to(self.device, torch.float32).clamp(-1.0, 1.0)
-        targets = torch.minimum(torch.maximum(self.action_offset + self.action_scale * actions, self.target_low), self.target_high)
+        actions = actions.to(self.device, torch.float32)
+        targets = terms.pd_targets(actions, self.action_offset, self.action_scale, self.target_low, self.target_high)
         self.sim.set_pd_targets(targets)
         self.sim.step()
         self.progress += 1
-        obs = self._sim_obs()
         # a blown-up env keeps its previous (finite) observation: nothing downstream sees NaN
-        unstable = self.sim.unstable(self.cfg.maxStateSpeed) | ~torch.isfinite(obs).all(-1)
-        obs = torch.where(unstable.unsqueeze(-1), self.amp_hist[:, 0], obs)
-        self.unstable.copy_(unstable)
-        self._note_unstable_start(unstable)
-        self.obs[:] = obs
-        self.amp_hist[:, 1:] = self.amp_hist[:, :-1].clone()
-        self.amp_hist[:, 0] = obs
-        if self.cfg.enableEarlyTermination:
-            self.terminated.copy_(terms.fall_termination(
-                self.sim.contact_forces_w, self.sim.body_pos_w, self.allowed_contact, self.cfg.terminationHeight, self.progress
-            ) | unstable)
-        else:
-            self.terminated.copy_(unstable)
-        self.truncated.copy_((self.progress >= self.cfg.episodeLength - 1) & ~self.terminated)
+        out = terms.after_step(
+            self._sim_obs(),
+            self.amp_hist,
+            self.sim.unstable(self.cfg.maxStateSpeed),
+            self.sim.contact_forces_w,
+            self.sim.body_pos_w,
+            self.allowed_contact,
+            self.progress,
+            self.rules,
+        )
+        # state is updated in place: a captured step (SimBackend.graphed) replays into these tensors
+        self.unstable.copy_(out.unstable)
+        self._note_unstable_start(out.unstable)
+        self.obs.copy_(out.obs)
+        self.amp_hist.copy_(out.amp_hist)
+        self.terminated.copy_(out.terminated)
+        self.truncated.copy_(out.truncated)
         # IsaacGymEnvs' constant task reward; nothing for a transition into a blown-up state
-        reward = (~unstable).to(torch.float32)
+        reward = (~out.unstable).to(torch.float32)
         return self.obs.clone(), reward, self.terminated.clone(), self.truncated.clone()
 
     def _note_unstable_start(self, unstable: torch.Tensor) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 
 def parse_kv(argv: list[str], allowed: set[str], required: set[str]) -> dict | None:

@@ -1,7 +1,7 @@
 """Promote the best trial of a sweep to the MLflow model registry (``make promote``).
 
-    python -m isaacgymenvs.promote [sweep=default] [metric=eval/motion_nn_dist] [mode=min|max] [force=1]
-                                   [storage=sweeps_out] [uri=TRACKING_URI]
+    python -m sweeps.promote [sweep=default] [metric=eval/motion_nn_dist] [mode=min|max] [force=1]
+                             [storage=sweeps_out] [uri=TRACKING_URI]
 
 1. The sweep: ``<storage>/<sweep>/sweep.json`` (written by ``make sweep``) names its MLflow parent run,
    tracking URI, experiment, metric and mode. Everything else comes from MLflow, so trials that ran
@@ -35,8 +35,10 @@ from pathlib import Path
 
 from isaacgymenvs.utils.cli import parse_kv, run_json
 
-USAGE = ("usage: python -m isaacgymenvs.promote [sweep=NAME] [metric=eval/...] [mode=min|max] [force=1] "
-         "[storage=DIR] [uri=TRACKING_URI]")
+USAGE = (
+    "usage: python -m sweeps.promote [sweep=NAME] [metric=eval/...] [mode=min|max] [force=1] "
+    "[storage=DIR] [uri=TRACKING_URI]"
+)
 DEFAULT_STORAGE = Path(__file__).resolve().parents[1] / "sweeps_out"
 
 
@@ -53,8 +55,10 @@ def load_sweep(name: str, storage=None) -> dict:
     f = storage / name / "sweep.json"
     if not f.is_file():
         known = sorted(p.parent.name for p in storage.glob("*/sweep.json")) if storage.is_dir() else []
-        raise PromoteError(f"sweep {name!r}: no {f} (sweeps there: {', '.join(known) or 'none'}); run "
-                           f"`make sweep SWEEP={name}` first, or pass storage=DIR where it ran")
+        raise PromoteError(
+            f"sweep {name!r}: no {f} (sweeps there: {', '.join(known) or 'none'}); run "
+            f"`make sweep SWEEP={name}` first, or pass storage=DIR where it ran"
+        )
     state = json.loads(f.read_text())
     missing = {"parent_run_id", "uri", "experiment", "spec"} - set(state)
     if missing:
@@ -80,8 +84,11 @@ def refusal(run) -> str | None:
 
     m = run.data.metrics
     # MLflow stores an infinite value as +-1.8e308
-    bad = sorted(k for k, v in m.items() if k.startswith(("eval/", "loss/", "rollout/"))
-                 and not (math.isfinite(float(v)) and abs(float(v)) < 1e300))
+    bad = sorted(
+        k
+        for k, v in m.items()
+        if k.startswith(("eval/", "loss/", "rollout/")) and not (math.isfinite(float(v)) and abs(float(v)) < 1e300)
+    )
     if bad:
         return f"non-finite {', '.join(bad)}"
     if float(m.get("eval/unstable_envs", 0.0)) > 0:
@@ -105,8 +112,15 @@ def rank_configurations(ranked: list, spec: dict, mode: str) -> list[dict]:
     out = []
     for key, members in groups.items():
         vals = [v for v, _ in members]
-        out.append({"params": dict(key), "values": vals, "mean": statistics.fmean(vals),
-                    "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "runs": members})
+        out.append(
+            {
+                "params": dict(key),
+                "values": vals,
+                "mean": statistics.fmean(vals),
+                "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                "runs": members,
+            }
+        )
     out.sort(key=lambda c: c["mean"], reverse=(mode == "max"))
     return out
 
@@ -115,8 +129,15 @@ def _flag(v) -> bool:
     return str(v).strip().lower() in ("1", "true", "yes", "y")
 
 
-def promote(sweep: str = "default", metric: str | None = None, mode: str | None = None, force: bool = False,
-            storage=None, uri: str | None = None, alias: str | None = None) -> dict:
+def promote(
+    sweep: str = "default",
+    metric: str | None = None,
+    mode: str | None = None,
+    force: bool = False,
+    storage=None,
+    uri: str | None = None,
+    alias: str | None = None,
+) -> dict:
     from tracking import registry as reg
     from tracking.store import redact
 
@@ -124,7 +145,11 @@ def promote(sweep: str = "default", metric: str | None = None, mode: str | None 
     state = load_sweep(sweep, storage)
     spec = state["spec"]
     metric = metric or spec.get("metric") or "eval/score"
-    mode = mode or (spec.get("mode") if metric == spec.get("metric") else None) or ("max" if metric == "eval/score" else "min")
+    mode = (
+        mode
+        or (spec.get("mode") if metric == spec.get("metric") else None)
+        or ("max" if metric == "eval/score" else "min")
+    )
     reg.check_metric(metric)
     from tracking.store import resolve_uri
 
@@ -133,14 +158,20 @@ def promote(sweep: str = "default", metric: str | None = None, mode: str | None 
     r = reg.Registry(given if uri else state["uri"])
     ranked = r.rank(r.sweep_trials(state["experiment"], state["parent_run_id"]), metric, mode, sweep)
     configs = rank_configurations(ranked, spec, mode)
-    _say(f"sweep {sweep!r} (parent run {state['parent_run_id']}): configurations by mean {metric} over their seeds ({mode}):")
+    _say(
+        f"sweep {sweep!r} (parent run {state['parent_run_id']}): configurations by mean {metric} over their seeds ({mode}):"
+    )
     for c in configs:
-        _say(f"  {c['mean']:12.5g} +- {c['std']:.3g} ({len(c['values'])} seed(s))  "
-             + " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in c["params"].items()))
-    candidates = [(c, value, run) for c in configs for value, run in c["runs"]]  # best configuration first, best seed first
+        _say(
+            f"  {c['mean']:12.5g} +- {c['std']:.3g} ({len(c['values'])} seed(s))  "
+            + " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in c["params"].items())
+        )
+    candidates = [
+        (c, value, run) for c in configs for value, run in c["runs"]
+    ]  # best configuration first, best seed first
     refused = []
     with tempfile.TemporaryDirectory(prefix="promote-") as tmp:
-        for i, (config, value, run) in enumerate(candidates):  # the first that may be promoted and has a checkpoint
+        for config, value, run in candidates:  # noqa: B007 (the first that may be promoted and has a checkpoint: used below)
             why = refusal(run)
             if why is None:
                 try:
@@ -165,7 +196,7 @@ def promote(sweep: str = "default", metric: str | None = None, mode: str | None 
             _say(f"{art} of run {rid} is already version {mv.version} of {name}: nothing new registered")
         else:
             from isaacgymenvs.export import ExportError, export
-            from isaacgymenvs.learning.amp_agent import CheckpointError
+            from isaacgymenvs.learning.learner import CheckpointError
 
             out = Path(tmp) / reg.POLICY_DIR
             try:
@@ -178,22 +209,38 @@ def promote(sweep: str = "default", metric: str | None = None, mode: str | None 
             (out / "policy.json").write_text(json.dumps(info, indent=2))
             epoch = run.data.tags.get(f"checkpoint.{Path(art).stem}_epoch", str(info.get("epoch", "")))
             tags = {
-                "task": task, "sweep": sweep, "sweep_parent_run_id": state["parent_run_id"],
-                "trial_id": run.data.tags.get("ray_trial_id", ""), "trial_name": run.info.run_name or "",
-                "source_run_id": rid, "source_experiment": state["experiment"],
-                "checkpoint": art, "checkpoint_epoch": epoch, "checkpoint_sha256": digest,
-                "promote.metric": metric, "promote.mode": mode, "promote.value": repr(value),
-                "config.mean": repr(config["mean"]), "config.std": repr(config["std"]), "config.seeds": str(len(config["values"])),
-                **({"untrained": "falls in every evaluation episode (eval/fall_rate 1)"}
-                   if float(run.data.metrics.get("eval/fall_rate", 0.0)) >= 1.0 else {}),
-                "export.check": check["check"], "export.max_abs_err_onnx": repr(check["max_abs_err_policy_onnx"]),
+                "task": task,
+                "sweep": sweep,
+                "sweep_parent_run_id": state["parent_run_id"],
+                "trial_id": run.data.tags.get("ray_trial_id", ""),
+                "trial_name": run.info.run_name or "",
+                "source_run_id": rid,
+                "source_experiment": state["experiment"],
+                "checkpoint": art,
+                "checkpoint_epoch": epoch,
+                "checkpoint_sha256": digest,
+                "promote.metric": metric,
+                "promote.mode": mode,
+                "promote.value": repr(value),
+                "config.mean": repr(config["mean"]),
+                "config.std": repr(config["std"]),
+                "config.seeds": str(len(config["values"])),
+                **(
+                    {"untrained": "falls in every evaluation episode (eval/fall_rate 1)"}
+                    if float(run.data.metrics.get("eval/fall_rate", 0.0)) >= 1.0
+                    else {}
+                ),
+                "export.check": check["check"],
+                "export.max_abs_err_onnx": repr(check["max_abs_err_policy_onnx"]),
                 "export.max_abs_err_pt": repr(check["max_abs_err_policy_pt"]),
                 **{f"metric.{k}": repr(v) for k, v in sorted(run.data.metrics.items()) if k.startswith("eval/")},
                 **{f"param.{k}": v for k, v in _trial_params(spec, run).items()},
             }
-            desc = (f"sweep {sweep}, trial {run.info.run_name}: {metric} = {value:.5g} ({mode}); its configuration "
-                    f"{config['mean']:.5g} +- {config['std']:.3g} over {len(config['values'])} seed(s); {art} (epoch {epoch}) "
-                    f"of run {rid}")
+            desc = (
+                f"sweep {sweep}, trial {run.info.run_name}: {metric} = {value:.5g} ({mode}); its configuration "
+                f"{config['mean']:.5g} +- {config['std']:.3g} over {len(config['values'])} seed(s); {art} (epoch {epoch}) "
+                f"of run {rid}"
+            )
             mv = r.register(name, out, run, tags, desc)
             _say(f"registered {name} version {mv.version} from {art} of run {rid} ({metric} = {value:.5g})")
 
@@ -201,14 +248,32 @@ def promote(sweep: str = "default", metric: str | None = None, mode: str | None 
     champion = r.alias_version(name, alias)
     _say(f"@{alias}: {'moved to' if moved else 'stays at'} version {champion.version if champion else None} ({reason})")
     return {
-        "model": name, "version": int(mv.version), "registered": registered, "alias": alias,
-        "champion_version": int(champion.version) if champion else None, "alias_moved": moved, "reason": reason,
-        "metric": metric, "mode": mode, "value": value, "champion_value_before": champ_value,
-        "configuration": config["params"], "configuration_mean": config["mean"], "configuration_std": config["std"],
-        "configuration_seeds": len(config["values"]), "refused": refused,
-        "sweep": sweep, "source_run_id": rid, "trial": run.info.run_name, "tracking_uri": redact(r.uri),
+        "model": name,
+        "version": int(mv.version),
+        "registered": registered,
+        "alias": alias,
+        "champion_version": int(champion.version) if champion else None,
+        "alias_moved": moved,
+        "reason": reason,
+        "metric": metric,
+        "mode": mode,
+        "value": value,
+        "champion_value_before": champ_value,
+        "configuration": config["params"],
+        "configuration_mean": config["mean"],
+        "configuration_std": config["std"],
+        "configuration_seeds": len(config["values"]),
+        "refused": refused,
+        "sweep": sweep,
+        "source_run_id": rid,
+        "trial": run.info.run_name,
+        "tracking_uri": redact(r.uri),
         "model_uri": f"models:/{name}@{alias}",
-        **({"export_check": check["check"], "export_max_abs_err_onnx": check["max_abs_err_policy_onnx"]} if check else {}),
+        **(
+            {"export_check": check["check"], "export_max_abs_err_onnx": check["max_abs_err_policy_onnx"]}
+            if check
+            else {}
+        ),
     }
 
 
@@ -226,8 +291,14 @@ def _champion_rule(r, name, alias, mv, metric, mode, value, force) -> tuple[bool
     if str(cur.version) == str(mv.version):
         return False, f"version {mv.version} already is the {alias}", value
     if mv.tags.get("untrained") and not cur.tags.get("untrained"):  # force=1 cannot do this either
-        return False, (f"version {mv.version} falls in every evaluation episode and the {alias} (version {cur.version}) "
-                       "does not"), None
+        return (
+            False,
+            (
+                f"version {mv.version} falls in every evaluation episode and the {alias} (version {cur.version}) "
+                "does not"
+            ),
+            None,
+        )
     champ = None
     if cur.tags.get("promote.metric") == metric:
         champ = float(cur.tags["promote.value"])
@@ -237,27 +308,46 @@ def _champion_rule(r, name, alias, mv, metric, mode, value, force) -> tuple[bool
         r.set_alias(name, mv.version, alias)
         return True, f"force=1 (the {alias} was version {cur.version}, {metric} = {champ})", champ
     if champ is None:
-        return False, f"the {alias} (version {cur.version}) has no value of {metric} to compare with; force=1 moves it", None
+        return (
+            False,
+            f"the {alias} (version {cur.version}) has no value of {metric} to compare with; force=1 moves it",
+            None,
+        )
     if reg.better(value, champ, mode):
         r.set_alias(name, mv.version, alias)
         return True, f"{metric} {value:.5g} beats the {alias} version {cur.version} ({champ:.5g}, {mode})", champ
-    return False, (f"{metric} {value:.5g} does not beat the {alias} version {cur.version} ({champ:.5g}, {mode}); "
-                   "force=1 moves it anyway"), champ
+    return (
+        False,
+        (
+            f"{metric} {value:.5g} does not beat the {alias} version {cur.version} ({champ:.5g}, {mode}); "
+            "force=1 moves it anyway"
+        ),
+        champ,
+    )
 
 
 def main(argv=None) -> int:
-    args = parse_kv(sys.argv[1:] if argv is None else argv,
-                    {"sweep", "metric", "mode", "force", "storage", "uri"}, set())
+    args = parse_kv(
+        sys.argv[1:] if argv is None else argv, {"sweep", "metric", "mode", "force", "storage", "uri"}, set()
+    )
     if args is None:
         print(USAGE, file=sys.stderr)
         return 2
     from isaacgymenvs.export import ExportError
-    from isaacgymenvs.learning.amp_agent import CheckpointError
+    from isaacgymenvs.learning.learner import CheckpointError
     from tracking import TrackingError
 
-    return run_json(lambda: promote(args.get("sweep") or "default", args.get("metric") or None, args.get("mode") or None,
-                                    _flag(args.get("force", "")), args.get("storage") or None, args.get("uri") or None),
-                    (PromoteError, TrackingError, ExportError, CheckpointError, FileNotFoundError))
+    return run_json(
+        lambda: promote(
+            args.get("sweep") or "default",
+            args.get("metric") or None,
+            args.get("mode") or None,
+            _flag(args.get("force", "")),
+            args.get("storage") or None,
+            args.get("uri") or None,
+        ),
+        (PromoteError, TrackingError, ExportError, CheckpointError, FileNotFoundError),
+    )
 
 
 if __name__ == "__main__":

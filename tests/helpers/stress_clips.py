@@ -38,7 +38,9 @@ def _smooth_bump(t: np.ndarray, t0: float, t1: float) -> tuple[np.ndarray, np.nd
     return x, dx
 
 
-def make_stress_clip(skeleton, case: str, fps: float = 60.0, duration: float = 2.0, path: str = "stress.npy") -> StressClip:
+def make_stress_clip(
+    skeleton, case: str, fps: float = 60.0, duration: float = 2.0, path: str = "stress.npy"
+) -> StressClip:
     """One of :data:`STRESS_CASES`, or ``stand`` (a motionless standing clip, for the evaluation's anchors)."""
     names = list(skeleton.dof_names)
     D = len(names)
@@ -117,9 +119,14 @@ def make_stress_clip(skeleton, case: str, fps: float = 60.0, duration: float = 2
     rot[:, 0] = root_q[:, [1, 2, 3, 0]]
     root_pos = np.stack((0.0 * t if case == "stand" else 0.3 * t, 0 * t, height), -1)
     motion = SkeletonMotion(
-        path=path, fps=float(fps), node_names=list(skeleton.body_names),
-        parents=np.asarray(skeleton.parents), local_translation=np.asarray(skeleton.offsets),
-        rotation_xyzw=rot, root_translation=root_pos, source_dtype="float64",
+        path=path,
+        fps=float(fps),
+        node_names=list(skeleton.body_names),
+        parents=np.asarray(skeleton.parents),
+        local_translation=np.asarray(skeleton.offsets),
+        rotation_xyzw=rot,
+        root_translation=root_pos,
+        source_dtype="float64",
     )
     ang_w = np.zeros((T, 3))
     ang_w[:, 2] = yaw_rate

@@ -1,4 +1,4 @@
-"""AMP on rl_games 1.6.5: the only module that knows rl_games' internals.
+"""AMP on rl_games 1.6.5: the learner (:class:`isaacgymenvs.learning.learner.Learner`) as a subclass of its PPO agent.
 
 ``AMPAgent`` subclasses rl_games' PPO agent (``A2CAgent``) and wires in, without copying it:
 
@@ -21,7 +21,8 @@
   :class:`SimulationUnstableError` when more than ``max_unstable_share`` of the recent resets
   were blow-ups.
 
-The maths lives in :mod:`isaacgymenvs.learning.amp_math`; minibatches in :mod:`amp_dataset`.
+The maths lives in :mod:`isaacgymenvs.learning.amp_math`; minibatches in :mod:`.dataset`. Only this
+package (``rl_games_adapter``) imports rl_games; the import contract in pyproject.toml checks it.
 """
 
 from __future__ import annotations
@@ -36,18 +37,15 @@ from rl_games.algos_torch.a2c_continuous import A2CAgent
 from rl_games.common.a2c_common import swap_and_flatten01
 
 from isaacgymenvs.learning import amp_math
-from isaacgymenvs.learning.amp_dataset import AMPDataset, DiscRows, shuffled_valid_rows
 from isaacgymenvs.learning.discriminator import Discriminator
+from isaacgymenvs.learning.learner import (
+    HYPERPARAMETERS,
+    CheckpointError,
+    SimulationUnstableError,
+    load_checkpoint_file,
+)
 from isaacgymenvs.learning.replay_buffer import ReplayBuffer
-
-
-class CheckpointError(ValueError):
-    pass
-
-
-class SimulationUnstableError(RuntimeError):
-    """Too many envs blew up; the message names the share, the clip and where the last one started."""
-
+from isaacgymenvs.learning.rl_games_adapter.dataset import AMPDataset, DiscRows, shuffled_valid_rows
 
 #: Epochs over which the share of blown-up resets is measured (``max_unstable_share``) ...
 UNSTABLE_WINDOW_EPOCHS = 10
@@ -61,19 +59,6 @@ def all_finite(tensors) -> torch.Tensor:
     if not tensors:
         return torch.tensor(True)
     return torch.isfinite(torch.stack(torch._foreach_norm(tensors)).sum())
-
-
-def load_checkpoint_file(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for damaged or foreign files
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "amp" not in ckpt:
-        raise CheckpointError(f"checkpoint {str(path)!r} is not an AMP checkpoint of this trainer (no 'model'/'amp' entries)")
-    return ckpt
 
 
 def _mismatches(expected: dict, got: dict) -> list[str]:
@@ -121,7 +106,9 @@ class AMPAgent(A2CAgent):
         self.observers: list = []
         # called as fn(path, kind, epoch) after each checkpoint is written (before the epoch's observers); kind: 'epoch' or 'best'
         self.checkpoint_observers: list = []
-        self.best_metric = -math.inf  # the best eval/score so far (rollout/motion_nn_dist, negated, without an evaluator)
+        self.best_metric = (
+            -math.inf
+        )  # the best eval/score so far (rollout/motion_nn_dist, negated, without an evaluator)
         #: isaacgymenvs.learning.evaluation.Evaluator, set by the Trainer (None: no deterministic evaluation)
         self.evaluator = None
         self.eval_every = int(cfg.get("eval_every", 100))
@@ -136,8 +123,9 @@ class AMPAgent(A2CAgent):
         self._valid_buf = None
         self._stop_request: BaseException | None = None
         # rl_games' dataset slices the rollout in storage order; this one reshuffles every mini-epoch
-        self.dataset = AMPDataset(self.batch_size, self.minibatch_size, self.is_discrete, self.is_rnn, self.ppo_device,
-                                  self.seq_length)
+        self.dataset = AMPDataset(
+            self.batch_size, self.minibatch_size, self.is_discrete, self.is_rnn, self.ppo_device, self.seq_length
+        )
 
     # ------------------------------------------------------------------ rollout
     def init_tensors(self):
@@ -192,8 +180,9 @@ class AMPAgent(A2CAgent):
             self.current_shaped_rewards.add_(shaped)
             self.current_lengths.add_(1)
             done = self.dones.float()
-            self._episodes += torch.stack(((done.sum(), (self.current_lengths * done).sum(),
-                                            (self.current_rewards[:, 0] * done).sum())))
+            self._episodes += torch.stack(
+                (done.sum(), (self.current_lengths * done).sum(), (self.current_rewards[:, 0] * done).sum())
+            )
             keep = 1.0 - done
             if rnn and self.zero_rnn_on_done:
                 for s in self.rnn_states:
@@ -203,15 +192,18 @@ class AMPAgent(A2CAgent):
             self.current_lengths.mul_(keep)
         last_values = self.get_values(self.obs)
         mb_values = eb.tensor_dict["values"]
-        mb_advs = self.discount_values(self.dones.float(), last_values, eb.tensor_dict["dones"].float(), mb_values,
-                                       eb.tensor_dict["rewards"])
+        mb_advs = self.discount_values(
+            self.dones.float(), last_values, eb.tensor_dict["dones"].float(), mb_values, eb.tensor_dict["rewards"]
+        )
         batch = eb.get_transformed_list(swap_and_flatten01, self.tensor_list)
         batch["returns"] = swap_and_flatten01(mb_advs + mb_values)
         batch["played_frames"] = self.batch_size
         batch["step_time"] = step_time
         if rnn:
-            batch["rnn_states"] = [mb_s.permute(1, 2, 0, 3).reshape(-1, mb_s.size(0) * mb_s.size(2), mb_s.size(3))
-                                   for mb_s in self.mb_rnn_states]
+            batch["rnn_states"] = [
+                mb_s.permute(1, 2, 0, 3).reshape(-1, mb_s.size(0) * mb_s.size(2), mb_s.size(3))
+                for mb_s in self.mb_rnn_states
+            ]
         return batch
 
     def env_step(self, actions):
@@ -242,8 +234,12 @@ class AMPAgent(A2CAgent):
         self._epoch_valid = swap_and_flatten01(self._valid_buf)
         agent = shuffled_valid_rows(amp, self._epoch_valid)
         replay = self.replay_buffer.sample(n) if len(self.replay_buffer) else agent
-        self._disc_rows = DiscRows(agent, replay if replay.shape[0] else self.demo_buffer.sample(1),
-                                   self.demo_buffer.sample(n), self.amp_minibatch_size)
+        self._disc_rows = DiscRows(
+            agent,
+            replay if replay.shape[0] else self.demo_buffer.sample(1),
+            self.demo_buffer.sample(n),
+            self.amp_minibatch_size,
+        )
 
     def train_epoch(self):
         self._disc_stats = []
@@ -296,8 +292,13 @@ class AMPAgent(A2CAgent):
         next_values = torch.cat((mb_extrinsic_values[1:], last_extrinsic_values.unsqueeze(0)))
         next_dones = torch.cat((mb_fdones[1:], fdones.unsqueeze(0))).float()
         adv, _ = amp_math.gae(
-            mb_rewards.squeeze(-1), mb_extrinsic_values.squeeze(-1), next_values.squeeze(-1),
-            next_dones, next_dones, self.gamma, self.tau,
+            mb_rewards.squeeze(-1),
+            mb_extrinsic_values.squeeze(-1),
+            next_values.squeeze(-1),
+            next_dones,
+            next_dones,
+            self.gamma,
+            self.tau,
         )
         return adv.unsqueeze(-1)
 
@@ -314,7 +315,17 @@ class AMPAgent(A2CAgent):
         loss = bce + self.disc_logit_reg * reg + self.disc_grad_penalty * gp + self.disc_weight_decay * wd
         agent_acc, demo_acc = amp_math.disc_accuracy(torch.cat((la, lr_)), ld)
         self._disc_stats.append(
-            torch.stack((loss.detach(), gp.detach(), la.detach().mean(), lr_.detach().mean(), ld.detach().mean(), agent_acc, demo_acc))
+            torch.stack(
+                (
+                    loss.detach(),
+                    gp.detach(),
+                    la.detach().mean(),
+                    lr_.detach().mean(),
+                    ld.detach().mean(),
+                    agent_acc,
+                    demo_acc,
+                )
+            )
         )
         return loss
 
@@ -332,8 +343,11 @@ class AMPAgent(A2CAgent):
                 self._ref_mean = self._ref_amp.mean(0)
                 self._ref_std = self._ref_amp.std(0)
             amp = self._disc_rows.agent  # the valid rows, shuffled
-            nn_dist = amp_math.motion_nn_dist(amp[: self.eval_agent_size], self._ref_amp, self._ref_mean, self._ref_std) \
-                if amp.shape[0] else torch.tensor(float("nan"))
+            nn_dist = (
+                amp_math.motion_nn_dist(amp[: self.eval_agent_size], self._ref_amp, self._ref_mean, self._ref_std)
+                if amp.shape[0]
+                else torch.tensor(float("nan"))
+            )
         term, trunc = float(self._stats["term"]), float(self._stats["trunc"])
         ended = term + trunc
         return {
@@ -359,6 +373,7 @@ class AMPAgent(A2CAgent):
             ds = [float("nan")] * 7
         disc_r = torch.cat(self._stats["disc_r"])
         task_r = torch.cat(self._stats["task_r"])
+
         def mean(xs):  # over the minibatches whose update was taken (finite ones)
             if not xs:
                 return float("nan")
@@ -396,8 +411,10 @@ class AMPAgent(A2CAgent):
         model = self.model
         states = None
         if self.is_rnn:
-            states = [torch.zeros(s.shape[0], n, *s.shape[2:], dtype=s.dtype, device=self.ppo_device)
-                      for s in model.get_default_rnn_state()]
+            states = [
+                torch.zeros(s.shape[0], n, *s.shape[2:], dtype=s.dtype, device=self.ppo_device)
+                for s in model.get_default_rnn_state()
+            ]
 
         @torch.no_grad()
         def act(obs):
@@ -405,8 +422,9 @@ class AMPAgent(A2CAgent):
             was_training = model.training
             model.eval()  # no running-mean update from evaluation observations
             try:  # the network's mean without rl_games' sampling (which also refuses a non-finite std)
-                mu, _, _, new_states = model.a2c_network({"obs": model.norm_obs(self._preproc_obs(obs)), "rnn_states": states,
-                                                          "is_train": False})
+                mu, _, _, new_states = model.a2c_network(
+                    {"obs": model.norm_obs(self._preproc_obs(obs)), "rnn_states": states, "is_train": False}
+                )
             finally:
                 model.train(was_training)
             if states is not None:
@@ -414,6 +432,24 @@ class AMPAgent(A2CAgent):
             return mu.clamp(-1.0, 1.0)
 
         return act
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """Mean actions ``[N, A]`` for raw observations ``[N, O]`` (an LSTM policy from a zero state)."""
+        return self.deterministic_policy(obs.shape[0])(obs)
+
+    def write_summary(self, epoch: int, metrics: dict) -> None:
+        """The epoch's metrics into the run folder's TensorBoard summary (``runs/<run>/summaries``)."""
+        for k, v in metrics.items():
+            self.writer.add_scalar(k, v, epoch)
+        self.writer.flush()
+
+    def set_hyperparameter(self, name: str, value: float) -> None:
+        """A new value of one of :data:`HYPERPARAMETERS` (PBT), applied from the next minibatch on."""
+        if name not in HYPERPARAMETERS:
+            raise ValueError(f"{name!r} cannot change in a running training (these can: {', '.join(HYPERPARAMETERS)})")
+        self.set_param(name, float(value))  # rl_games: the attribute, and the optimizer's lr
+        if name == "learning_rate":
+            self.last_lr = float(value)  # rl_games re-applies last_lr every epoch (it was restored from the checkpoint)
 
     def _evaluation_due(self, epoch: int, final: bool) -> bool:
         if self.evaluator is None:
@@ -490,7 +526,8 @@ class AMPAgent(A2CAgent):
                 f"the simulation blew up in {bad:.0f} of {resets:.0f} resets ({bad / resets:.0%}) over the last "
                 f"{len(self._unstable_window)} epochs (limit train.params.config.max_unstable_share="
                 f"{self.max_unstable_share:g}) training on {clips}; {where}. Check the clip with "
-                "`python -m isaacgymenvs.motion check CLIP`, or use a smaller task.sim.mujoco_timestep")
+                "`python -m isaacgymenvs.motion check CLIP`, or use a smaller task.sim.mujoco_timestep"
+            )
 
     def train(self):
         self.init_tensors()
@@ -518,7 +555,9 @@ class AMPAgent(A2CAgent):
                 for cb in self.checkpoint_observers:
                     cb(last_saved, "epoch", epoch)
             # the best checkpoint: highest eval/score at an evaluation (no evaluator: lowest rollout nn_dist)
-            score = metrics.get("eval/score", -metrics["rollout/motion_nn_dist"] if self.evaluator is None else math.nan)
+            score = metrics.get(
+                "eval/score", -metrics["rollout/motion_nn_dist"] if self.evaluator is None else math.nan
+            )
             if math.isfinite(score) and score > self.best_metric and self.weights_finite():
                 self.best_metric = score
                 best = self.save_checkpoint(nn_dir / f"{self.checkpoint_name}_best.pth")
