@@ -37,6 +37,9 @@ def _register_resolvers() -> None:
 
 _register_resolvers()
 
+#: IsaacGymEnvs' seq_len (HumanoidAMPPPO.yaml): with an MLP policy only another value is worth a warning
+DEFAULT_SEQ_LEN = 4
+
 
 def resolve_config(c: dict) -> tuple[list[str], list[str]]:
     """``(problems, warnings)`` of a resolved config's key names (``isaacgymenvs.learning.config_check``):
@@ -66,6 +69,26 @@ def resolve_sigma(sigma) -> tuple[str, float | None, list[str]]:
     if not std > 0:
         return "fixed", None, [f"sigma: a std must be positive, got {sigma!r}"]
     return "fixed", std, []
+
+
+def check_rl_device(rl_device) -> str | None:
+    """A problem with ``rl_device`` (not a torch device; CUDA without a visible GPU), else None."""
+    import torch
+
+    if not rl_device:
+        return None
+    try:
+        dev = torch.device(rl_device)
+    except (RuntimeError, TypeError):
+        return f"rl_device={rl_device}: not a device; use rl_device=cpu or rl_device=cuda:N"
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        return (
+            f"rl_device={rl_device}: no CUDA device is visible to torch here; use rl_device=cpu (with sim=mujoco), "
+            "or run on a GPU machine (make install-gpu)"
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        return f"rl_device={rl_device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+    return None
 
 
 class Trainer:
@@ -105,20 +128,29 @@ class Trainer:
             print(w, file=sys.stderr)
         # Set here, never in the YAML: the agent's sigma scheme from its one knob (sigma=)
         train_cfg["sigma_scheme"] = sigma_scheme
-        if not has_rnn:
+        if not has_rnn and train_cfg.get("seq_len") not in (None, DEFAULT_SEQ_LEN):  # only when someone set it
             print(
                 f"warning: seq_len={train_cfg.get('seq_len')} has no effect with an MLP policy "
                 "(it is the truncated-BPTT length of an LSTM policy: set train.params.network.rnn)",
                 file=sys.stderr,
             )
         self.checkpoint = c.get("checkpoint") or ""
+        self.checkpoint_epoch = 0
         if self.checkpoint:
-            load_checkpoint_file(self.checkpoint)  # fail before the simulator starts
+            self.checkpoint_epoch = int(
+                load_checkpoint_file(self.checkpoint).get("epoch", 0)
+            )  # fails before the simulator starts
+        device_problem = check_rl_device(c.get("rl_device"))
+        if device_problem:
+            raise ConfigError([device_problem])
         rl_device = c.get("rl_device") or ("cuda:0" if torch.cuda.is_available() else "cpu")
         sim_device = c.get("sim_device") or ("cpu" if c["sim"] == "mujoco" else "cuda:0")
         seed = int(c.get("seed", 42))
         if seed == -1:
             seed = random.randint(0, 10_000)
+            print(f"seed=-1: drew seed={seed} (recorded in the run's config.yaml and params)", file=sys.stderr)
+            c["seed"] = seed  # what the run's params record
+            self.cfg.seed = seed  # what its config.yaml records
         self.seed = seed
         random.seed(seed)
         torch.manual_seed(seed)
@@ -137,6 +169,17 @@ class Trainer:
         # test=True writes nothing under runs/ (rl_games would create a run folder)
         self.runs_dir = tempfile.mkdtemp(prefix="amp-play-") if self.test else runs_dir
         self.agent = None
+
+    def nothing_left_to_train(self) -> str | None:
+        """Why resuming would train no epoch (the checkpoint is at ``max_iterations`` already), else None."""
+        max_epochs = int(self.train_cfg.get("max_epochs", 0))
+        if self.test or not self.checkpoint or not 0 < max_epochs <= self.checkpoint_epoch:
+            return None
+        return (
+            f"checkpoint={self.checkpoint} is at epoch {self.checkpoint_epoch} and max_iterations={max_epochs}: "
+            f"nothing left to train; resume with max_iterations={self.checkpoint_epoch + max(1, max_epochs)} (or "
+            "more), or play it with test=True"
+        )
 
     # -------------------------------------------------------------- building
     def _make_run_dir(self) -> str:
@@ -206,6 +249,7 @@ class Trainer:
             device=self.rl_device,
             vec_env=self.vec_env,
             observers=self.observers,
+            verbose=bool(c.get("verbose", False)),
         )
         self.agent.evaluator = self._build_evaluator(c, env_cfg, task)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -422,6 +466,8 @@ def main(cfg: DictConfig) -> None:
                 trainer, int(player.get("games_num", 10)), int(cfg.test_steps), bool(cfg.headless), str(cfg.video or "")
             )
             return
+        if trainer.nothing_left_to_train():  # no run folder, no tracked run for a training of no epoch
+            raise ConfigError([trainer.nothing_left_to_train()])
         session = open_tracking(trainer)  # before the simulator starts
         trainer.observers.append(console_observer)
         trainer.build()

@@ -304,3 +304,86 @@ def test_sigma_is_the_one_knob(tmp_path, sigma, scheme, std):
 
     assert network_params(t.net)["space"]["continuous"]["fixed_sigma"] is True  # rl_games' state-independent log std
     assert make_cfg().sigma == "fixed"  # the default, in cfg/config.yaml
+
+
+#: IsaacGymEnvs' cfg/config.yaml top-level keys (../shared/docs/AMP_REFERENCE.md, section 1.1)
+IGE_TOP_KEYS = (
+    "task_name", "experiment", "num_envs", "seed", "torch_deterministic", "max_iterations", "physics_engine",
+    "pipeline", "sim_device", "rl_device", "graphics_device_id", "num_threads", "solver_type", "num_subscenes",
+    "test", "checkpoint", "sigma", "multi_gpu", "wandb_activate", "wandb_group", "wandb_name", "wandb_entity",
+    "wandb_project", "wandb_tags", "wandb_logcode_dir", "capture_video", "capture_video_freq", "capture_video_len",
+    "force_render", "headless", "pbt",
+)  # fmt: skip
+
+
+def test_every_isaacgymenvs_top_level_key_parses_without_plus():
+    """Each of IsaacGymEnvs' top-level keys is in our config (so `key=value` parses without Hydra's
+    not-in-struct error), and the shipped defaults raise nothing."""
+    c = make_cfg()
+    missing = [k for k in IGE_TOP_KEYS if k not in c]
+    assert missing == []
+    t = train_mod.Trainer(c, runs_dir="/nonexistent")  # no problem, and no warning below
+    assert t.seed == 42
+
+
+@pytest.mark.parametrize(
+    "override,answer",
+    [
+        ("wandb_activate=True", "tracked in MLflow (tracking=mlflow"),
+        ("capture_video=True", "video=FILE.gif"),
+        ("multi_gpu=True", "resources: {gpu: 0.25}"),
+        ("pbt=pbt_default", "make sweep SWEEP=pbt_cpu"),
+        ("pipeline=cpu", "sim=mujoco rl_device=cpu"),
+        ("physics_engine=flex", "sim=mujoco (CPU) or sim=mujoco_warp (GPU)"),
+    ],
+)
+def test_isaacgymenvs_settings_that_do_not_exist_here_name_what_does(tmp_path, override, answer):
+    with pytest.raises(ConfigError) as e:
+        train_mod.Trainer(make_cfg(override), runs_dir=str(tmp_path / "runs"))
+    assert len(e.value.problems) == 1
+    key, value = override.split("=")
+    assert e.value.problems[0].startswith(f"{key}={value}: an IsaacGymEnvs setting that does not exist here; ")
+    assert answer in e.value.problems[0]
+
+
+def test_isaacgymenvs_knobs_without_effect_warn_once(tmp_path, capsys):
+    train_mod.Trainer(make_cfg("num_threads=8", "wandb_project=p", "task_name=Foo", "force_render=False"),
+                      runs_dir=str(tmp_path / "runs"))  # fmt: skip
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert err == [
+        "warning: num_threads=8 has no effect here (an IsaacGymEnvs key): MuJoCo C steps the envs on this "
+        "process's threads",
+        "warning: force_render=False has no effect here (an IsaacGymEnvs key): rendering happens only with "
+        "test=True (headless=False or video=FILE.gif)",
+        "warning: wandb_project=p has no effect here (an IsaacGymEnvs key): wandb is not wired in "
+        "(tracking.experiment=NAME names the MLflow experiment)",
+        "warning: task_name=Foo has no effect: the task is task=NAME",
+    ]
+
+
+def test_rough_edges_of_the_command_line(tmp_path, capsys):
+    """rl_device on a machine without it, a random seed that is recorded, a resume with nothing left."""
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"rl_device=cuda:0: no CUDA device is visible.*use rl_device=cpu"):
+            train_mod.Trainer(make_cfg("rl_device=cuda:0"), runs_dir=str(tmp_path / "runs"))
+    with pytest.raises(ConfigError, match="rl_device=gpu0: not a device"):
+        train_mod.Trainer(make_cfg("rl_device=gpu0"), runs_dir=str(tmp_path / "runs"))
+    t = train_mod.Trainer(make_cfg("seed=-1"), runs_dir=str(tmp_path / "runs"))
+    assert 0 <= t.seed <= 10_000 and t.c["seed"] == t.seed and t.cfg.seed == t.seed
+    assert f"seed=-1: drew seed={t.seed}" in capsys.readouterr().err
+    # seq_len is worth a warning with an MLP policy only when someone changed it
+    train_mod.Trainer(make_cfg(), runs_dir=str(tmp_path / "runs"))
+    assert "seq_len" not in capsys.readouterr().err
+    train_mod.Trainer(make_cfg("train.params.config.seq_len=8"), runs_dir=str(tmp_path / "runs"))
+    assert "warning: seq_len=8 has no effect with an MLP policy" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_resume_with_nothing_left_to_train_creates_nothing(tmp_path, tiny_checkpoint):
+    r = cli(tmp_path, f"checkpoint={tiny_checkpoint}", "max_iterations=1")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "is at epoch 1 and max_iterations=1: nothing left to train" in errors[0]
+    assert "max_iterations=2" in errors[0] and not (tmp_path / "runs").exists()

@@ -100,6 +100,56 @@ TASK_SIM_KEYS = ("dt", "mujoco_timestep")
 TRAIN_PARAMS_KEYS = ("config", "network")
 #: train.params.network.disc keys the trainer reads.
 DISC_KEYS = ("units",)
+
+#: IsaacGymEnvs' other top-level keys (cfg/config.yaml holds them at IsaacGymEnvs' defaults):
+#: key -> (default, "error" or "warning" when another value is given, what to use here).
+IGE_KEYS: dict[str, tuple[object, str, str]] = {
+    "physics_engine": ("physx", "error", "the physics is MuJoCo: sim=mujoco (CPU) or sim=mujoco_warp (GPU)"),
+    "pipeline": (
+        "gpu",
+        "error",
+        "sim=mujoco rl_device=cpu runs everything on the CPU, sim=mujoco_warp the physics on the GPU",
+    ),
+    "multi_gpu": (
+        False,
+        "error",
+        "one training runs on one device; a sweep spreads its trials over GPUs "
+        "(resources: {gpu: 0.25} in cfg/sweep/*.yaml, make sweep)",
+    ),
+    "wandb_activate": (
+        False,
+        "error",
+        "Weights & Biases is not wired in: runs are tracked in MLflow (tracking=mlflow, the default; make mlflow-ui)",
+    ),
+    "capture_video": (
+        False,
+        "error",
+        "training records no video: play a checkpoint with test=True checkpoint=PATH "
+        "video=FILE.gif, or render an export with python -m isaacgymenvs.sim2sim video=FILE.gif",
+    ),
+    "pbt": (
+        "no_pbt",
+        "error",
+        "population-based training is a sweep here: make sweep SWEEP=pbt_cpu (Ray Tune PBT, cfg/sweep/pbt_cpu.yaml)",
+    ),
+    "graphics_device_id": (0, "warning", "rendering uses MuJoCo's offscreen context (MUJOCO_GL=egl picks the GPU)"),
+    "num_threads": (4, "warning", "MuJoCo C steps the envs on this process's threads"),
+    "solver_type": (1, "warning", "the contact solver is the MJCF's <option solver>"),
+    "num_subscenes": (4, "warning", "there are no PhysX subscenes"),
+    "force_render": (True, "warning", "rendering happens only with test=True (headless=False or video=FILE.gif)"),
+    "wandb_group": ("", "warning", "wandb is not wired in (tracking=mlflow)"),
+    "wandb_entity": ("", "warning", "wandb is not wired in (tracking=mlflow)"),
+    "wandb_project": (
+        "isaacgymenvs",
+        "warning",
+        "wandb is not wired in (tracking.experiment=NAME names the MLflow experiment)",
+    ),
+    "wandb_tags": ([], "warning", "wandb is not wired in (tracking=mlflow)"),
+    "wandb_logcode_dir": ("", "warning", "wandb is not wired in (tracking=mlflow)"),
+    "capture_video_freq": (1464, "warning", "training records no video"),
+    "capture_video_len": (100, "warning", "training records no video"),
+}
+
 #: Top-level keys (cfg/config.yaml and its groups).
 TOP_KEYS = (
     "task",
@@ -120,6 +170,10 @@ TOP_KEYS = (
     "test_steps",
     "video",
     "headless",
+    "verbose",
+    *IGE_KEYS,
+    "task_name",
+    "wandb_name",
 )
 
 _SUBSTEPS = (
@@ -241,6 +295,14 @@ def check_config(c: dict) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     warnings: list[str] = []
     _check_keys(c, "", TOP_KEYS, problems, warnings, drop=False)
+    for key, (default, kind, use) in IGE_KEYS.items():
+        if key in c and c[key] != default:
+            if kind == "error":  # what the user asked for cannot happen here: say what does it
+                problems.append(f"{key}={c[key]}: an IsaacGymEnvs setting that does not exist here; {use}")
+            else:
+                warnings.append(f"warning: {key}={c[key]} has no effect here (an IsaacGymEnvs key): {use}")
+    if c.get("task_name") not in (None, (c.get("task") or {}).get("name")):
+        warnings.append(f"warning: task_name={c['task_name']} has no effect: the task is task=NAME")
     if c.get("torch_deterministic"):
         warnings.append(no_effect_warning("torch_deterministic"))
     task = c.get("task") or {}

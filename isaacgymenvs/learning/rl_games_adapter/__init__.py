@@ -16,6 +16,7 @@ Imports: rl_games, torch, and ``isaacgymenvs.learning`` (never tasks, sim or mot
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Callable
 from typing import Any
@@ -48,11 +49,12 @@ def build_learner(
     device: str,
     vec_env: Any,
     observers: list[Callable] | None = None,
+    verbose: bool = False,
 ):
     """The AMP learner for ``vec_env`` (an :class:`isaacgymenvs.learning.vecenv.AMPVecEnv`).
 
     ``config`` is ``train.params.config`` (our keys: ``seq_len`` is rl_games' ``seq_length``);
-    the run's checkpoints go to ``runs_dir/run_name/nn``."""
+    the run's checkpoints go to ``runs_dir/run_name/nn``. ``verbose``: let rl_games print its set-up."""
     from rl_games.common.algo_observer import DefaultAlgoObserver
     from rl_games.common.tr_helpers import DefaultRewardsShaper
 
@@ -81,7 +83,9 @@ def build_learner(
         "network": network_params(network),
         "config": cfg,
     }
-    learner = AMPAgent("run", params)
+    # rl_games prints its set-up (experiment name, devices, "build mlp", "RunningMeanStd"): verbose only
+    with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO()):
+        learner = AMPAgent("run", params)
     learner.observers = observers if observers is not None else []
     return learner
 
