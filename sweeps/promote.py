@@ -139,7 +139,7 @@ def promote(
     alias: str | None = None,
 ) -> dict:
     from tracking import registry as reg
-    from tracking.store import redact
+    from tracking.store import redact, ui_url
 
     alias = alias or reg.CHAMPION
     state = load_sweep(sweep, storage)
@@ -247,7 +247,11 @@ def promote(
     moved, reason, champ_value = _champion_rule(r, name, alias, mv, metric, mode, value, force)
     champion = r.alias_version(name, alias)
     _say(f"@{alias}: {'moved to' if moved else 'stays at'} version {champion.version if champion else None} ({reason})")
+    url = ui_url(r.uri, f"models/{name}/versions/{mv.version}")
+    if url:
+        _say(f"open version {mv.version} in the MLflow UI: {url}")
     return {
+        "ui_url": url,
         "model": name,
         "version": int(mv.version),
         "registered": registered,

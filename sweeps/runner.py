@@ -10,7 +10,9 @@ import json
 import logging
 import math
 import os
+import shlex
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -260,6 +262,7 @@ def _run_locked(spec, combos, uri, storage, exp_dir, state_file, state, t0, verb
             uri,
             spec["experiment"],
             spec["name"],
+            f"{spec['name']}-{time.strftime('%Y%m%d-%H%M%S')}",
             {
                 "metric": spec["metric"],
                 "mode": spec["mode"],
@@ -268,7 +271,7 @@ def _run_locked(spec, combos, uri, storage, exp_dir, state_file, state, t0, verb
                 "trials": len(combos) * int(spec["num_samples"]),
                 "overrides": strip_credentials(" ".join(spec["overrides"])),
             },
-            {"storage_path": str(exp_dir)},
+            {"storage_path": str(exp_dir), "command": user_command(), "mlflow.source.name": "python -m sweeps"},
         )
         _write_private(
             state_file,
@@ -357,8 +360,18 @@ def _sweep_cfg(spec: dict, parent: str, uri: str, work_root: Path) -> dict:
         overrides=list(spec["overrides"]) + budget_overrides(spec),
         sanity={**SANITY, **(spec.get("sanity") or {})},
         work_root=str(work_root),
+        command=user_command(),
     )
     return cfg
+
+
+def user_command() -> str:
+    """The command the user typed, as far as this process knows it (``python -m sweeps NAME ...``;
+    ``make sweep`` runs exactly that), credentials stripped."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "sweeps":
+        argv = ["python", "-m", "sweeps", *argv[1:]]
+    return strip_credentials(shlex.join(argv))
 
 
 def _max_epochs(spec: dict) -> int:
@@ -490,7 +503,14 @@ def _summarize(spec, grid, uri, parent, exp_dir, wall_s) -> dict:
         else "best configuration: none (no trial finished with the metric)"
     )
     report = "\n".join(parts + ["", best_line])
-    print("\n" + report + f"\nsweep {spec['name']} done in {wall_s:.0f} s; parent MLflow run {parent}", flush=True)
+    url = sweep_runs.run_url(uri, spec["experiment"], parent)
+    print(
+        "\n"
+        + report
+        + f"\nsweep {spec['name']} done in {wall_s:.0f} s; parent MLflow run {parent}"
+        + (f"\nopen it in the MLflow UI: {url}" if url else ""),
+        flush=True,
+    )
     (exp_dir / "results.txt").write_text(report + "\n")
     (exp_dir / "results.json").write_text(
         json.dumps(

@@ -86,6 +86,33 @@ def seeds_of(spec: dict) -> list[int]:
     return [int(x) for x in s]
 
 
+#: Short names of the dimensions in a trial's name (``h32-blc10-learned-s2``); other keys: the
+#: initials of their last part (``disc_reward_scale`` -> ``drs``). ``sigma`` is named by its value.
+LABEL_NAMES = {
+    "horizon_length": "h",
+    "bounds_loss_coef": "blc",
+    "seq_len": "sl",
+    "learning_rate": "lr",
+    "entropy_coef": "ent",
+    "e_clip": "clip",
+    "disc_grad_penalty": "gp",
+    "minibatch_size": "mb",
+    "num_envs": "n",
+    "seed": "s",
+}
+
+
+def trial_label(params: dict) -> str:
+    """A trial's name from its values, in the space's order, the seed last: ``h32-blc10-learned-s2``."""
+    parts = []
+    for k, v in sorted(params.items(), key=lambda kv: kv[0] == "seed"):
+        last = k.rsplit(".", 1)[-1]
+        value = f"{v:g}" if isinstance(v, float) else "x".join(map(str, v)) if isinstance(v, list) else str(v)
+        name = "" if last == "sigma" else LABEL_NAMES.get(last) or "".join(w[0] for w in last.split("_") if w)
+        parts.append(name + value)
+    return "-".join(parts)
+
+
 def config_key(params: dict) -> tuple:
     """A configuration: a trial's point in the search space without its seed."""
     return tuple(sorted((k, str(v)) for k, v in params.items() if k != "seed"))

@@ -13,7 +13,7 @@ import shutil
 import socket
 from pathlib import Path
 
-from sweeps.space import MUTABLE, compose, overrides_for
+from sweeps.space import MUTABLE, compose, overrides_for, trial_label
 
 CKPT_FILE = "agent.pth"
 SEP = "__"  # "train.params.config.x" travels through Ray's config as "train__params__config__x"
@@ -154,6 +154,9 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
         "mlflow.parentRunId": sweep["parent_run_id"],
         sweep_runs.TRIAL_TAG: trial_id,
         "ray_trial_name": trial_name,
+        # the user's command (the driver's), not Ray's worker command line
+        "command": sweep.get("command", ""),
+        "mlflow.source.name": "python -m sweeps",
         "sweep": sweep["name"],
         "ray_node_id": node,
         "hostname": socket.gethostname(),
@@ -212,6 +215,10 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
         d = ckpt_root / f"epoch_{epoch:06d}"
         d.mkdir(parents=True, exist_ok=True)
         agent.save_checkpoint(d / CKPT_FILE)
+        # the run gets its checkpoint tags, checkpoints and curves.png now: a scheduler may end the
+        # trial at this report, and then its session never reaches its end
+        session.on_checkpoint(d / CKPT_FILE, "epoch", epoch)
+        session.upload_now()
         tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(d)))
         reported.append(d)
         while len(reported) > 3:  # Tune persists a reported checkpoint in the background: keep the recent ones
@@ -222,7 +229,12 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
     try:
         with session.ending():
             session.start(
-                trainer.run_dir, trainer.c, device=trainer.rl_device, tags=tags, run_name=trial_name, run_id=run_id
+                trainer.run_dir,
+                trainer.c,
+                device=trainer.rl_device,
+                tags=tags,
+                run_name=trial_label(params) or trial_name,
+                run_id=run_id,
             )
             if refused:
                 raise TrialDiverged(refused)

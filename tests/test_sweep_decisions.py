@@ -88,6 +88,15 @@ def test_rungs_in_env_steps_compare_horizons_at_equal_samples(tmp_path, server):
     assert all(len(at) in (2, 4) for at in evaluated.values()), evaluated
     res = json.loads((tmp_path / "out" / "equal" / "results.json").read_text())
     assert {r["env_steps"] for r in res["rows"]} <= {1024, 2048}
+    # every trial's run says why it stopped and at how much experience
+    for k in kids:
+        at = evaluated[k["params"]["train.params.config.horizon_length"]]
+        assert k["tags"]["env_steps"] == str(at[-1])
+        assert "curves.png" in server.artifacts(k["info"]["run_id"])  # also when the scheduler ended it
+        if len(at) == 2:
+            assert k["tags"]["stop_reason"].startswith("stopped early by the scheduler at 1024 env steps"), k["tags"]
+        else:
+            assert k["tags"]["stop_reason"].startswith("finished: its whole budget (2048 env steps"), k["tags"]
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ hung Ray cannot hang pytest: every wait is bounded and every process group is ki
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -147,6 +148,22 @@ def test_cpu_sweep_parent_and_child_runs(tmp_path, server):
     assert {k["params"]["sigma"] for k in kids} == {"fixed", "learned"}
     arts = server.artifacts(parent["info"]["run_id"])
     assert {"results.txt", "results.json", "small.sweep.yaml"} <= set(arts)
+    # names and tags a person can read: the parent by sweep and time, the trials by their values,
+    # the user's command (not Ray's worker), why and when each trial stopped
+    assert re.fullmatch(r"small-\d{8}-\d{6}", parent["info"]["run_name"]), parent["info"]["run_name"]
+    assert sorted(k["info"]["run_name"] for k in kids) == ["blc1-h16-learned-sl8-s42", "blc10-h16-fixed-sl4-s42"]
+    for run in [parent, *kids]:
+        assert run["tags"]["command"].startswith("python -m sweeps ") and "default_worker" not in run["tags"]["command"]
+        assert run["tags"]["mlflow.source.name"] == "python -m sweeps"
+    for k in kids:
+        assert k["tags"]["env_steps"] == "512" and k["tags"]["epochs"] == "2", k["tags"]
+        assert k["tags"]["stop_reason"] == "finished: its whole budget (512 env steps, 2 epochs)"
+        # like a plain run: curves.png and the checkpoint of its last report, uploaded at each report
+        assert k["tags"]["checkpoint.latest_epoch"] == "2", k["tags"]
+        assert {"curves.png", "checkpoints"} <= set(server.artifacts(k["info"]["run_id"]))
+    exp = server.get("experiments/get-by-name", experiment_name=spec["experiment"])["experiment"]
+    assert {t["key"]: t["value"] for t in exp["tags"]}["mlflow.experimentKind"] == "custom_model_development"
+    assert f"#/experiments/{exp['experiment_id']}/runs/{parent['info']['run_id']}" in r.stdout  # the UI link
 
 
 def test_failing_trials_retry_from_checkpoint_or_end_failed(tmp_path, server):

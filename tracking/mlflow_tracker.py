@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tracking.base import Tracker, TrackingRejectedError, TrackingUnavailableError
-from tracking.store import default_artifact_root, default_uri, file_lock, is_http, redact
+from tracking.store import default_artifact_root, default_uri, file_lock, is_http, redact, ui_url
 
 #: The MLflow UI opens an experiment in the view its kind names; without the tag it guesses (the
 #: GenAI overview of traces and tokens). These are training runs.
@@ -224,6 +224,7 @@ class MlflowTracker(Tracker):
         self._call(self.client.set_terminated, self.run_id, status, int(time.time() * 1000))
 
     def run_url(self) -> str:
-        if is_http(self.uri) and self.run_id:
-            return f"{redact(self.uri).rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+        """The run in the MLflow UI (for a sqlite store: where ``make mlflow-ui`` serves it)."""
+        if self.run_id and self.experiment_id:
+            return ui_url(self.uri, f"experiments/{self.experiment_id}/runs/{self.run_id}")
         return ""

@@ -164,7 +164,7 @@ class TrackingSession:
         self._write_run_json(
             {"run_id": self.run_id, "experiment_id": getattr(self.tracker, "experiment_id", None), "url": url}
         )
-        where = url or f"{redact(self.tracker.uri)} (make mlflow-ui to browse)"
+        where = url or redact(self.tracker.uri)
         print(f"tracking: MLflow run {self.run_id} in experiment {self.experiment!r}: {where}", flush=True)
 
     def _write_run_json(self, fields: dict) -> None:
@@ -326,6 +326,19 @@ class TrackingSession:
         else:
             self._latest = entry
 
+    def upload_now(self) -> None:
+        """Upload the latest and best checkpoints and curves.png now (a sweep trial, at each report:
+        the scheduler may end it before its end), never raising."""
+        if not self.enabled or self._offline or self.run_id is None:
+            return
+        try:
+            self._upload_artifacts()
+            self._last_upload_epoch = self.epoch
+        except TrackingUnavailableError as e:
+            self._go_offline(e)
+        except Exception as e:  # a full disk, a plotting error...: tracking never stops the training
+            _warn(f"artifact upload failed ({type(e).__name__}: {e}); will try again at the end")
+
     def _maybe_upload(self, epoch: int) -> None:
         every = int(self.cfg["artifact_every"] or 0)
         if self._last_upload_epoch is None:
@@ -448,7 +461,8 @@ class TrackingSession:
             end_file = self.run_dir / "tracking" / "end.json"
             if end_file.exists():
                 end_file.unlink()
-            print(f"tracking: run {self.run_id} ended {status}", flush=True)
+            url = self.tracker.run_url() if hasattr(self.tracker, "run_url") else ""
+            print(f"tracking: run {self.run_id} ended {status}" + (f": {url}" if url else ""), flush=True)
         close = getattr(self.tracker, "close", None)
         if close is not None:  # the worker process of tracking.sender=process
             close()

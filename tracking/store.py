@@ -94,6 +94,20 @@ def is_http(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
+def ui_url(uri: str, fragment: str) -> str:
+    """Where the MLflow UI shows ``fragment`` (``experiments/1/runs/abc``, ``models/NAME/versions/3``):
+    the server itself for an http store; for a sqlite store, ``make mlflow-ui``'s address (127.0.0.1,
+    ``MLFLOW_PORT``) with the command that serves that store."""
+    if is_http(uri):
+        return f"{redact(uri).rstrip('/')}/#/{fragment}"
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        port = os.environ.get("MLFLOW_PORT", "5000")
+        serve = "make mlflow-ui" + (f" MLFLOW_DIR={db.parent}" if db.parent != mlruns_dir() else "")
+        return f"http://127.0.0.1:{port}/#/{fragment} (served by `{serve}`)"
+    return ""
+
+
 def redact(uri: str) -> str:
     """The URI without a password (safe to print and to log as a param)."""
     try:

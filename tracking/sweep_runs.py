@@ -24,12 +24,23 @@ def tracker(uri: str | None, experiment: str) -> MlflowTracker:
     return t
 
 
-def start_parent(uri: str | None, experiment: str, name: str, params: dict, tags: dict) -> str:
-    """Create the experiment (if needed) and the sweep's parent run; returns its run id."""
+def start_parent(uri: str | None, experiment: str, name: str, run_name: str, params: dict, tags: dict) -> str:
+    """Create the experiment (if needed) and the run ``run_name`` (``<sweep>-<date-time>``) of sweep
+    ``name`` (its ``sweep`` tag); returns its run id."""
     t = tracker(uri, experiment)
-    run_id = t.start_run(name, {"sweep": name, **{k: str(v) for k, v in tags.items()}})
+    run_id = t.start_run(run_name, {"sweep": name, **{k: str(v) for k, v in tags.items()}})
     t.log_params({k: str(v)[:6000] for k, v in params.items()})
     return run_id
+
+
+def run_url(uri: str | None, experiment: str, run_id: str) -> str:
+    """The run in the MLflow UI (``tracking.store.ui_url``); '' when the store does not answer."""
+    try:
+        t = tracker(uri, experiment)
+    except Exception:
+        return ""
+    t.run_id = run_id
+    return t.run_url()
 
 
 def find_child(uri: str | None, experiment: str, parent_run_id: str, trial_id: str) -> str | None:
