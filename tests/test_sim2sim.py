@@ -336,3 +336,20 @@ def test_bad_inputs(tmp_path, capsys, monkeypatch):
     assert registered.main(["policy=models:/HumanoidAMP-policy"]) == 1
     assert "models:/NAME@ALIAS" in capsys.readouterr().err
     assert sim2sim.main([]) == 2
+
+
+def test_a_missing_opengl_library_is_one_line_naming_the_package(monkeypatch):
+    """MUJOCO_GL=osmesa (or egl) without its system library: one line naming the package, before
+    `import mujoco` fails inside PyOpenGL with a traceback."""
+    import ctypes.util
+
+    import isaacgymenvs
+
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    for backend, package in (("osmesa", "apt install libosmesa6"), ("egl", "apt install libegl1")):
+        monkeypatch.setenv("MUJOCO_GL", backend)
+        with pytest.raises(SystemExit) as e:
+            isaacgymenvs._check_mujoco_gl()
+        assert str(e.value).startswith(f"error: MUJOCO_GL={backend} needs the lib") and package in str(e.value)
+    monkeypatch.setenv("MUJOCO_GL", "glfw")  # not a library this check knows: left to MuJoCo
+    isaacgymenvs._check_mujoco_gl()
