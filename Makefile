@@ -39,13 +39,14 @@ RESUME  ?=
 sweep: install
 	$(VPY) -m sweeps $(SWEEP) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
-# The whole suite on every core (pytest-xdist), the slowest tests listed at the end.
+# The whole suite on every core (pytest-xdist; a file's tests stay on one worker, in order, with
+# their module's MLflow server), the slowest tests listed at the end.
 test: install
-	$(VPY) -m pytest tests -n auto --durations=15
+	$(VPY) -m pytest tests -n auto --dist loadfile --durations=15
 
 # The tests not marked `slow` (no training, sweep or server process): under 2 minutes on 2 cores.
 test-fast: install
-	$(VPY) -m pytest tests -m "not slow" -n auto --durations=10
+	$(VPY) -m pytest tests -m "not slow" -n auto --dist loadfile --durations=10
 
 # The gate: lint, format, types of the typed core, the import contract (pyproject.toml holds each config).
 check: install
@@ -67,15 +68,13 @@ clean-venv:
 	rm -rf $(VENV)
 
 # Browse tracked runs: the embedded store (sqlite + artifact folder under mlruns/) served by
-# `mlflow server` on 127.0.0.1 only (AMP_MLRUNS_DIR or MLFLOW_DIR=/path: another store; MLFLOW_PORT=5001).
+# `python -m tracking ui`: one `mlflow server` worker on 127.0.0.1, its URL printed when it answers
+# (AMP_MLRUNS_DIR or MLFLOW_DIR=/path: another store; MLFLOW_PORT=5001).
 MLFLOW_DIR  ?= $(if $(AMP_MLRUNS_DIR),$(AMP_MLRUNS_DIR),$(CURDIR)/mlruns)
 MLFLOW_PORT ?= 5000
 .PHONY: mlflow-ui
 mlflow-ui: install
-	mkdir -p $(MLFLOW_DIR)/artifacts
-	@echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)  (store sqlite:///$(MLFLOW_DIR)/mlflow.db; Ctrl+C stops it)"
-	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///$(MLFLOW_DIR)/mlflow.db \
-	  --default-artifact-root $(MLFLOW_DIR)/artifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
+	$(VPY) -m tracking ui --dir $(MLFLOW_DIR) --port $(MLFLOW_PORT)
 
 # Promote the best finished trial of sweep $(SWEEP) (same default as `make sweep`) to the MLflow model registry:
 # rank by METRIC (default: the sweep's metric; eval/* only), export its checkpoint, register a version of

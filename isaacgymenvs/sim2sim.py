@@ -19,8 +19,8 @@ a non-finite observation: counted as a fall, its transition left out of ``motion
 the trainer's evaluation) or after ``episode_length`` steps. It prints JSON
 with ``fall_rate``, ``survival``, ``motion_nn_dist`` and ``score``, defined as the trainer's
 ``eval/*`` (``isaacgymenvs/eval_metrics.py``; the reference set is every frame of the clip at the
-control period, the "reference" anchor the states half a period later), and renders the first
-episode offscreen to a GIF (``MUJOCO_GL=egl`` or ``osmesa`` on a machine without a display).
+control period, the "reference" anchor the states half a period later), and renders whole
+episodes one after another, until the video lasts 10 s or every episode ran, offscreen to a GIF (``MUJOCO_GL=egl`` or ``osmesa`` on a machine without a display).
 
 Everything here is numpy, onnxruntime and mujoco, and nothing of the deployed step is written here: the observation (built by
 walking ``policy.json``'s ``observation.layout``), the AMP history, the PD targets, the fall test
@@ -43,6 +43,10 @@ import numpy as np
 
 from isaacgymenvs import mjstate
 from isaacgymenvs.tasks import terms
+
+#: A video shows whole episodes one after another until it lasts at least this long (seconds of
+#: simulated time, played in real time), or every episode ran.
+VIDEO_MIN_S = 10.0
 
 
 @dataclass
@@ -348,7 +352,7 @@ def run(
         if video and ep == 0:
             from isaacgymenvs.video import VideoRecorder
 
-            recorder = VideoRecorder(m, video, fps=0.5 / control_dt)
+            recorder = VideoRecorder(m, video, fps=0.5 / control_dt)  # every 2nd control step, in real time
         progress = 0
         while True:
             bad = dep.control_step(d, sess.run(None, {"obs": obs})[0])
@@ -363,10 +367,13 @@ def run(
                 break
         fell.append(bool(out.terminated[0]))
         lengths.append(progress)
-        if recorder is not None:
+        # the video: whole episodes, one after another, until it shows VIDEO_MIN_S (or every episode ran)
+        if recorder is not None and (len(recorder.frames) * 2 * control_dt >= VIDEO_MIN_S or ep == episodes - 1):
             if not recorder.frames:
                 recorder.capture_data(d)
             out_video = recorder.save()
+            out_video["video_episodes"] = ep + 1
+            out_video["video_s"] = round(len(recorder.frames) * 2 * control_dt, 3)
             recorder = None
     fall_rate, survival = eval_metrics.episode_stats(np.array(fell), np.array(lengths), rules.episode_length - 1)
     nn = float(eval_metrics.nn_dist(np.array(agent_amp), ref, mean, std)) if agent_amp else float("nan")

@@ -55,7 +55,14 @@ def versions(server: Server) -> dict[int, dict]:
 
 
 def champion(server: Server) -> int | None:
-    rm = server.get("registered-models/get", name=MODEL)["registered_model"]
+    """The champion's version; None when there is none (or no registered model yet)."""
+    import requests
+
+    r = requests.get(f"{server.url}/api/2.0/mlflow/registered-models/get", params={"name": MODEL}, timeout=10)
+    if r.status_code == 404:
+        return None
+    assert r.ok, r.text[:500]
+    rm = r.json()["registered_model"]
     return next((int(a["version"]) for a in rm.get("aliases", []) if a["alias"] == "champion"), None)
 
 

@@ -1,6 +1,7 @@
 """Tracking command line.
 
     python -m tracking uri                    # the store a training would use now
+    python -m tracking ui [--dir mlruns] [--port 5000]   # the MLflow UI on it (make mlflow-ui)
     python -m tracking sync runs/<run> [--uri URI] [--status KILLED]
 
 ``sync`` sends what a training could not send before it exited (the server was down at the end):
@@ -48,6 +49,9 @@ def main(argv=None) -> int:
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("uri", help="print the tracking URI a training would use now")
+    u = sub.add_parser("ui", help="serve the MLflow UI on a sqlite store (one worker); print its URL when it answers")
+    u.add_argument("--dir", help="the store's folder: mlflow.db and artifacts/ (default: the embedded store's)")
+    u.add_argument("--port", type=int, default=5000)
     s = sub.add_parser("sync", help="send a run's spool, artifacts and final status (or a whole sweep's)")
     s.add_argument("run_dir", nargs="?")
     s.add_argument(
@@ -63,6 +67,11 @@ def main(argv=None) -> int:
 
         print(redact(resolve_uri()))
         return 0
+    if a.cmd == "ui":
+        from tracking.store import mlruns_dir
+        from tracking.ui import serve
+
+        return serve(a.dir or mlruns_dir(), a.port)
     return _sync(a)
 
 
