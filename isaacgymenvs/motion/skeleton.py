@@ -16,7 +16,7 @@ import mujoco
 import numpy as np
 import torch
 
-from isaacgymenvs.utils.rotations import quat_from_axis_angle, quat_mul, quat_rotate
+from isaacgymenvs.utils.quaternions import quat_from_axis_angle, quat_mul, quat_rotate
 
 
 @dataclass

@@ -21,7 +21,7 @@ import torch
 
 from isaacgymenvs.sim.actuators import actuator_dof_index
 from isaacgymenvs.sim.base import SimBackend, substeps_for
-from isaacgymenvs.utils.rotations import quat_rotate
+from isaacgymenvs.utils.quaternions import quat_rotate
 
 _INITIALIZED = False
 
