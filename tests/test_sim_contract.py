@@ -249,3 +249,21 @@ def test_a_broken_env_is_flagged_and_the_others_stay_finite(make, fault):
     sim.write_state(torch.tensor([2], device=sim.device), pos[2:3], quat[2:3], lin[2:3], ang[2:3], dof[2:3], dvel[1:2])
     sim.step()
     assert not sim.unstable(100.0).any()
+
+
+def test_warp_overflow_warnings_keep_buffer_overflows_and_drop_iteration_limits():
+    """MuJoCo Warp 4.0.0's OverflowType bits (types.py): the mask drops exactly the solver's and
+    the line search's iteration caps (bits 9 and 10) and keeps every buffer overflow."""
+    import enum
+    import types
+
+    from isaacgymenvs.sim.mujoco_warp import quiet_overflow_mask
+
+    names = ["NEFC", "NJMAX_NNZ", "BROADPHASE", "NARROWPHASE", "CCD", "HFIELD", "CONTACT_MATCH", "NVMAX"]
+    names += ["EPA_HORIZON", "ITERATIONS", "LS_ITERATIONS", "TACTILE"]
+    flags = {n: 1 << i for i, n in enumerate(names)}
+    overflow = enum.IntFlag("OverflowType", {**flags, "ALL": (1 << len(names)) - 1})
+    mask = quiet_overflow_mask(types.SimpleNamespace(OverflowType=overflow))
+    assert mask == 0b1001_1111_1111  # 4095 - 512 - 1024
+    assert not mask & overflow.ITERATIONS and not mask & overflow.LS_ITERATIONS
+    assert mask & overflow.NEFC and mask & overflow.NARROWPHASE and mask & overflow.TACTILE

@@ -42,6 +42,17 @@ def init_warp(kernel_cache_dir: str | None = None):
     return wp
 
 
+def quiet_overflow_mask(mjw) -> int:
+    """MuJoCo Warp's overflow warnings without the solver's and line search's iteration limits.
+
+    The models cap their solver iterations on purpose (the G1's MJX model: 5 iterations, 8 line
+    search steps); reaching the cap is the design, not a lost contact, and each world that reaches
+    it prints two lines from the kernel every step (250,000 repeats per trial in a G1 sweep). The
+    buffer overflows (constraints, contacts, broadphase) still warn: they drop physics."""
+    o = mjw.OverflowType
+    return int(o.ALL) & ~int(o.ITERATIONS | o.LS_ITERATIONS)
+
+
 class MujocoWarpBackend(SimBackend):
     def __init__(
         self,
@@ -71,6 +82,7 @@ class MujocoWarpBackend(SimBackend):
             data = mujoco.MjData(model)
             mujoco.mj_forward(model, data)
             self.mw = mjw.put_model(model)
+            self.mw.opt.warn_overflow = quiet_overflow_mask(mjw)
             self.dw = mjw.put_data(model, data, nworld=num_envs, nconmax=nconmax, njmax=njmax)
         t = wp.to_torch
         self._qpos = t(self.dw.qpos)  # [N, nq] float32
