@@ -16,7 +16,6 @@ An LSTM policy (policy.json ``policy.kind`` "lstm") takes and returns its state,
 """
 
 import os
-from typing import Any
 
 import mlflow
 import numpy as np
@@ -32,7 +31,9 @@ class OnnxPolicy(mlflow.pyfunc.PythonModel):
         self.inputs = [i.name for i in self.session.get_inputs()]  # ["obs"], an LSTM's ["obs", "h0", "c0"]
         self.outputs = [o.name for o in self.session.get_outputs()]
 
-    def predict(self, context, model_input: Any, params=None) -> Any:
+    # np.ndarray: a hint MLflow neither validates nor converts by (others warn when the model is
+    # logged); an LSTM's input and output are dicts of arrays, checked against the signature
+    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         if self.inputs == ["obs"]:
             return self.session.run(["actions"], {"obs": np.asarray(model_input, dtype=np.float32)})[0]
         if not isinstance(model_input, dict) or set(model_input) != set(self.inputs):
