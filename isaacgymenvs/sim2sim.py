@@ -13,7 +13,8 @@ Everything task-specific (PD gains, action mapping, key bodies, fall test, refer
 from ``policy.json``.
 
 Episodes start from reference states of the clip (random times), run the policy's mean action
-through the PD law in ``policy.json`` at its control period, and end by a fall (a non-foot body
+through the PD law in ``policy.json`` at its control period (an LSTM policy from a zero state at
+every episode's start, its state carried from step to step: :class:`OnnxPolicy`), and end by a fall (a non-foot body
 touching something below ``termination_height``), a blow-up (a state MuJoCo could not integrate or
 a non-finite observation: counted as a fall, its transition left out of ``motion_nn_dist``, as in
 the trainer's evaluation) or after ``episode_length`` steps. It prints JSON
@@ -214,6 +215,46 @@ class Deployment:
         return np.array(out)
 
 
+class OnnxPolicy:
+    """``policy.onnx`` under onnxruntime, one control step per call, for ``batch`` envs: raw
+    observations ``[B, O]`` in, actions ``[B, A]`` (the policy mean) out. An LSTM policy's state
+    (``policy.json``'s ``policy.recurrent_state``: ``h0``/``c0`` in, ``h1``/``c1`` out,
+    ``[layers, B, units]``) lives here: carried from one call to the next, and set to zeros by
+    :meth:`reset` (at an episode's start; it starts at zeros). An MLP policy has no state."""
+
+    def __init__(self, policy_dir, info: dict, batch: int = 1):
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(Path(policy_dir) / "policy.onnx"), providers=["CPUExecutionProvider"])
+        rec = (info.get("policy") or {}).get("recurrent_state")  # exports before "policy": MLP policies
+        self.state_in = list(rec["inputs"]) if rec else []
+        self.state_out = list(rec["outputs"]) if rec else []
+        self.state_shape = (int(rec["layers"]), int(batch), int(rec["units"])) if rec else None
+        takes = sorted(i.name for i in self.session.get_inputs())
+        if takes != sorted(["obs", *self.state_in]):
+            raise ValueError(
+                f"{policy_dir}: policy.onnx takes {takes}, policy.json describes {sorted(['obs', *self.state_in])}; "
+                "export the checkpoint again"
+            )
+        self.state: list[np.ndarray] = []
+        self.reset()
+
+    def reset(self, envs=None) -> None:
+        """Zero the recurrent state of ``envs`` (indices or a boolean mask ``[B]``; None: all)."""
+        if self.state_shape is None:
+            return
+        if envs is None or not self.state:
+            self.state = [np.zeros(self.state_shape, dtype=np.float32) for _ in self.state_in]
+        else:
+            for s in self.state:
+                s[:, envs] = 0.0
+
+    def __call__(self, obs) -> np.ndarray:
+        feed = {"obs": np.asarray(obs, dtype=np.float32), **dict(zip(self.state_in, self.state))}
+        actions, *self.state = self.session.run(["actions", *self.state_out], feed)
+        return actions
+
+
 _FRAME_KEYS = ("root_pos", "root_quat_wxyz", "root_lin_vel", "root_ang_vel", "dof_pos", "dof_vel")
 
 
@@ -300,8 +341,6 @@ def run(
     """Run the export in the character's evaluation model (``model="eval"``: for the G1 the full-mesh
     scene.xml) or its training model (``"train"``: tells the policy's own failures from the gap
     between the two), with the PD gains, action mapping, key bodies and fall test of its ``policy.json``."""
-    import onnxruntime as ort
-
     from isaacgymenvs import eval_metrics
     from isaacgymenvs.motion.loader import load_clip
 
@@ -340,7 +379,7 @@ def run(
     mjstate.write(m, d, [0.0, 0.0, root_h], [1.0, 0.0, 0.0, 0.0], np.zeros(3), np.zeros(3), dof0, np.zeros(m.nv - 6))
     nn_still = float(eval_metrics.nn_dist(terms.amp_obs(terms.history_of(dep.observe(d), k)), ref, mean, std))
 
-    sess = ort.InferenceSession(str(policy_dir / "policy.onnx"), providers=["CPUExecutionProvider"])
+    policy = OnnxPolicy(policy_dir, info)
     rng = np.random.default_rng(seed)
     recorder = None
     fell, lengths, agent_amp = [], [], []
@@ -349,13 +388,14 @@ def run(
         dep.write_frame(d, frames, t0)
         hist = ref[t0 - (k - 1)].reshape(1, k, -1)  # the reference state's history, newest first
         obs = dep.observe(d)
+        policy.reset()  # an LSTM policy starts every episode from a zero state, as in training
         if video and ep == 0:
             from isaacgymenvs.video import VideoRecorder
 
             recorder = VideoRecorder(m, video, fps=0.5 / control_dt)  # every 2nd control step, in real time
         progress = 0
         while True:
-            bad = dep.control_step(d, sess.run(None, {"obs": obs})[0])
+            bad = dep.control_step(d, policy(obs))
             progress += 1
             out = dep.after_step(d, hist, progress, bad)
             obs, hist = out.obs, out.amp_hist

@@ -33,6 +33,15 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_lstm_checkpoint(tmp_path_factory) -> Path:
+    """One epoch of the tiny HumanoidAMP training with lstm_cpu's LSTM policy (32 units after the
+    MLP): its checkpoint file, shared as ``tiny_checkpoint`` is."""
+    from tests.helpers.training import LSTM, trainer
+
+    return Path(trainer(tmp_path_factory.mktemp("tiny_lstm_checkpoint"), "max_iterations=1", LSTM).train())
+
+
+@pytest.fixture(scope="session")
 def clip_path():
     """Path of a bundled AMP humanoid clip by short name (walk, run, dance)."""
     return lambda name: _asset_or_skip(f"amp_humanoid/motions/amp_humanoid_{name}.npy")

@@ -276,15 +276,6 @@ def test_clear_errors(server, storage, checkpoint, tmp_path, monkeypatch, capsys
     with pytest.raises(PromoteError, match="no"):
         promote("never_ran", storage=storage)
 
-    # export refuses what it cannot write (the default CPU sweep trains an LSTM policy)
-    from isaacgymenvs.export import ExportError
-
-    ck = torch.load(checkpoint, weights_only=True)
-    ck["meta"]["network"]["rnn"] = {"name": "lstm", "units": 32, "layers": 1, "before_mlp": False}
-    torch.save(ck, tmp_path / "lstm.pth")
-    with pytest.raises(ExportError, match="recurrent policy"):
-        export(tmp_path / "lstm.pth", tmp_path / "lstm_export")
-
 
 def test_a_g1_sweep_promotes_to_its_own_model(server, storage, tmp_path):
     """A G1AMP trial registers as G1AMP-policy (the name comes from the run's task), leaves the
@@ -380,3 +371,47 @@ def test_champion_never_moves_to_a_version_that_always_falls(server, storage, ch
     mv = c.get_model_version(name, str(res["version"]))
     assert mv.tags["untrained"].startswith("falls in every evaluation episode")
     assert c.get_model_version_by_alias(name, "champion").version == str(first["version"])
+
+
+def test_an_lstm_sweep_promotes_and_its_version_carries_its_state_through_mlflow(
+    server, storage, tiny_lstm_checkpoint, tmp_path
+):
+    """lstm_cpu's trials train LSTM policies: the best one exports (its state in and out), registers
+    with a signature that names obs, h0 and c0, and the registered pyfunc, its state fed back over
+    12 steps from zeros, gives the local export's actions (onnxruntime on the same file: <= 1e-6)."""
+    import mlflow
+    import onnxruntime as ort
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    fake_sweep(
+        server,
+        storage,
+        "lstm",
+        [(0.6, "FINISHED", tiny_lstm_checkpoint), (0.2, "FINISHED", tiny_lstm_checkpoint)],
+        tmp_path,
+    )
+    res = promote("lstm", storage=storage)
+    assert res["registered"] and res["trial"] == "lstm_trial_1" and res["export_check"] == "passed"
+    tags = versions(server)[res["version"]]["tags"]
+    assert tags["export.check"] == "passed" and float(tags["export.max_abs_err_onnx"]) <= 1e-5
+
+    local = Path(export(tiny_lstm_checkpoint, tmp_path / "local")["out"])
+    info = json.loads((local / "policy.json").read_text())["policy"]
+    assert info["kind"] == "lstm" and info["recurrent_state"]["inputs"] == ["h0", "c0"]
+    sess = ort.InferenceSession(str(local / "policy.onnx"), providers=["CPUExecutionProvider"])
+    norm = np.load(local / "obs_norm.npz")
+    obs = (norm["mean"] + 2.0 * norm["std"] * np.random.default_rng(0).standard_normal((12, 8, 105))).astype(np.float32)
+    with _use_tracking_uri(server.url):
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL}/{res['version']}")
+        names = [(t.name, t.shape) for t in model.metadata.get_input_schema().inputs]
+        assert names == [("obs", (-1, 105)), ("h0", (1, -1, 32)), ("c0", (1, -1, 32))]
+        h = c = np.zeros((1, 8, 32), np.float32)
+        h_local = c_local = h
+        for t in range(12):
+            out = model.predict({"obs": obs[t], "h0": h, "c0": c})
+            h, c = out["h1"], out["c1"]
+            a_local, h_local, c_local = sess.run(None, {"obs": obs[t], "h0": h_local, "c0": c_local})
+            assert out["actions"].shape == (8, 28) and np.abs(out["actions"] - a_local).max() <= 1e-6
+        assert np.abs(h).max() > 1e-3  # the state was carried, not left at zeros
+        with pytest.raises(Exception, match="h0"):
+            model.predict(obs[0])  # an LSTM without its state: refused, naming the inputs

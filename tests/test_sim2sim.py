@@ -358,3 +358,67 @@ def test_a_missing_opengl_library_is_one_line_naming_the_package(monkeypatch):
         assert str(e.value).startswith(f"error: MUJOCO_GL={backend} needs the lib") and package in str(e.value)
     monkeypatch.setenv("MUJOCO_GL", "glfw")  # not a library this check knows: left to MuJoCo
     isaacgymenvs._check_mujoco_gl()
+
+
+def test_sim2sim_runs_an_lstm_policy_from_a_zero_state_each_episode(tiny_checkpoint, tmp_path, monkeypatch):
+    """sim2sim.run on an LSTM export, every policy call recorded: each episode starts from a zero
+    state and carries it; replaying each episode's observations through rl_games' network (from a
+    zero state) gives the recorded actions and states within 1e-5 (float32)."""
+    from isaacgymenvs.export import _training_model
+    from tests.helpers.training import lstm_checkpoint
+
+    ck_path = lstm_checkpoint(tiny_checkpoint, tmp_path / "lstm.pth")
+    out = export(ck_path, tmp_path / "export")["out"]
+    episodes: list[list] = []  # per episode: (obs, h0, c0, actions) of each step
+
+    class Recorded(sim2sim.OnnxPolicy):
+        def reset(self, envs=None):
+            super().reset(envs)
+            episodes.append([])
+
+        def __call__(self, obs):
+            h0, c0 = (s.copy() for s in self.state)
+            actions = super().__call__(obs)
+            episodes[-1].append((np.array(obs), h0, c0, actions))
+            return actions
+
+    monkeypatch.setattr(sim2sim, "OnnxPolicy", Recorded)
+    res = sim2sim.run(out, episodes=3, episode_length=30, seed=0)
+    episodes = [e for e in episodes if e]  # the reset in __init__ precedes the first episode's own
+    assert len(episodes) == 3 and sum(map(len, episodes)) == round(3 * res["mean_episode_length"])
+    assert max(map(len, episodes)) >= 5  # some episode carries its state over several steps
+    ck = torch.load(ck_path, weights_only=True)
+    model = _training_model(ck["model"], ck["meta"])
+    for steps in episodes:
+        states = [torch.zeros(s.shape[0], 1, s.shape[2]) for s in model.get_default_rnn_state()]
+        for obs, h0, c0, actions in steps:
+            assert np.abs(h0 - states[0].numpy()).max() <= 1e-5 and np.abs(c0 - states[1].numpy()).max() <= 1e-5
+            with torch.no_grad():
+                r = model({"is_train": False, "obs": torch.from_numpy(obs), "prev_actions": None, "rnn_states": states})
+            states = list(r["rnn_states"])
+            assert np.abs(actions - r["mus"].numpy()).max() <= 1e-5
+        assert not steps[0][1].any() and not steps[0][2].any()  # zeros at the episode's start
+        assert len(steps) == 1 or np.abs(steps[1][1]).max() > 1e-3  # and carried (not zeros) after
+
+
+def test_an_onnx_file_that_policy_json_does_not_describe_is_refused(tiny_checkpoint, exported, tmp_path, capsys):
+    """An MLP policy.onnx with a policy.json that describes an LSTM (files of two exports mixed):
+    one line naming both and the fix."""
+    import shutil
+
+    from tests.helpers.training import lstm_checkpoint
+
+    lstm = export(lstm_checkpoint(tiny_checkpoint, tmp_path / "lstm.pth"), tmp_path / "lstm")["out"]
+    mixed = tmp_path / "mixed"
+    shutil.copytree(exported, mixed)
+    shutil.copy(Path(lstm) / "policy.json", mixed / "policy.json")
+    assert sim2sim.main([f"policy={mixed}", "episodes=1", "video=none"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "policy.onnx takes ['obs']" in err and "export the checkpoint again" in err
+
+
+@pytest.mark.slow
+def test_sim2sim_runs_a_trained_lstm_export_without_torch(tiny_lstm_checkpoint, tmp_path):
+    out = export(tiny_lstm_checkpoint, tmp_path / "export")["out"]
+    res = sim2sim_cli(f"policy={out}", "episodes=2", "video=none")
+    assert res["episodes"] == 2 and res["mean_episode_length"] >= 1 and np.isfinite(res["score"])

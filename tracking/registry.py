@@ -246,10 +246,19 @@ class Registry:
         from mlflow.types import Schema, TensorSpec
 
         info = json.loads((Path(export_dir) / "policy.json").read_text())
-        signature = ModelSignature(
-            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, int(info["observation"]["size"])))]),
-            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, int(info["action"]["size"])))]),
-        )
+        f32 = np.dtype(np.float32)
+        ports = (info.get("policy") or {}).get("onnx")
+        if ports and len(ports["inputs"]) > 1:  # an LSTM policy: named obs, h0, c0 in; actions, h1, c1 out
+            shape = lambda dims: tuple(-1 if d == "batch" else int(d) for d in dims)  # noqa: E731
+            signature = ModelSignature(
+                inputs=Schema([TensorSpec(f32, shape(dims), name) for name, dims in ports["inputs"].items()]),
+                outputs=Schema([TensorSpec(f32, shape(dims), name) for name, dims in ports["outputs"].items()]),
+            )
+        else:
+            signature = ModelSignature(
+                inputs=Schema([TensorSpec(f32, (-1, int(info["observation"]["size"])))]),
+                outputs=Schema([TensorSpec(f32, (-1, int(info["action"]["size"])))]),
+            )
         reqs = [f"{p}=={metadata.version(p)}" for p in ("mlflow", "onnxruntime", "numpy")]
         tags = {k: clip(str(v), MAX_TAG_VALUE) for k, v in tags.items()}
         rid = run.info.run_id

@@ -2,17 +2,25 @@
 
 ``export(checkpoint, out)`` writes into ``out``:
 
-* ``policy.pt``: TorchScript of the actor (MLP and mean head), taking **normalized** observations;
+* ``policy.pt``: TorchScript of the actor (MLP and mean head; an LSTM policy: MLP, LSTM and mean
+  head in rl_games' order, see :mod:`.modules`), taking **normalized** observations;
 * ``obs_norm.npz``: ``mean`` and ``std`` of the observation normalizer (``std = sqrt(var + 1e-5)``,
   float32); normalize as ``clip((obs - mean) / std, -5, 5)``;
 * ``policy.onnx``: **raw** observations in, actions (the policy mean) out, with the normalization
   and the clip to ±5 inside the graph, so nobody can forget them;
 * ``policy.json``: observation layout, action scale and offset per joint, PD gains, control period,
-  joint order, clip limits, task, source checkpoint and epoch.
+  joint order, clip limits, task, source checkpoint and epoch, and (``policy``) the inputs and
+  outputs of both files with their shapes.
+
+An LSTM policy takes and returns its state explicitly, one control step per call:
+``policy.onnx`` ``(obs [B, O], h0 [L, B, H], c0 [L, B, H]) -> (actions [B, A], h1, c1)``,
+``policy.pt`` ``forward(obs_norm, h, c) -> (actions, h, c)`` (``L`` layers, ``H`` units); the state
+starts at zeros, is fed back each step and is set to zeros at an episode's start.
 
 Before it returns, it checks that the training model, ``policy.pt`` with the npz normalization
 done by hand, and ``policy.onnx`` under onnxruntime give the same actions on a batch of random
-observations (tolerance 1e-5), and raises :class:`ExportCheckError` if not. The files are written
+observations (an LSTM policy: over :data:`CHECK_STEPS` steps, the state carried, half the envs
+reset half-way) within 1e-5, and raises :class:`ExportCheckError` if not. The files are written
 into a temporary folder beside ``out`` and moved into place only after that check passed: a
 failed export leaves ``out`` as it was (an earlier good export stays whole, never mixed).
 """
@@ -23,64 +31,33 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-OBS_CLIP = 5.0
+from isaacgymenvs.export.modules import (
+    OBS_CLIP,
+    Actor,
+    ExportError,
+    NormalizedActor,
+    NormalizedRecurrentActor,
+    RecurrentActor,
+)
+
 ACTION_CLIP = 1.0
+#: max |action difference| between the files and the training model: float32 rounding of a few
+#: layers is ~1e-7 on actions of size ~1; an LSTM's gates (sigmoid, tanh, a forget gate < 1) keep it
+#: from growing over the check's steps (measured: <= 1e-7 for ONNX, 0 for TorchScript)
 TOLERANCE = 1e-5
-
-
-class ExportError(ValueError):
-    pass
+#: the length of an LSTM policy's check sequence (its state carried, half the envs reset half-way)
+CHECK_STEPS = 24
 
 
 class ExportCheckError(ExportError):
     pass
-
-
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "elu": nn.ELU,
-    "tanh": nn.Tanh,
-    "selu": nn.SELU,
-    "None": nn.Identity,
-    "none": nn.Identity,
-}
-
-
-class Actor(nn.Module):
-    """The policy mean on normalized observations: the actor MLP and its linear mean head."""
-
-    def __init__(self, layers: list[nn.Linear], mu: nn.Linear, activation: str):
-        super().__init__()
-        act = ACTIVATIONS.get(str(activation))
-        if act is None:
-            raise ExportError(f"activation {activation!r} is not supported (known: {sorted(ACTIVATIONS)})")
-        mods: list[nn.Module] = []
-        for lin in layers:
-            mods += [lin, act()]
-        self.mlp = nn.Sequential(*mods)
-        self.mu = mu
-
-    def forward(self, obs_norm: torch.Tensor) -> torch.Tensor:
-        return self.mu(self.mlp(obs_norm))
-
-
-class NormalizedActor(nn.Module):
-    """Raw observations in: ``clip((obs - mean) / std, -5, 5)`` then the actor."""
-
-    def __init__(self, actor: Actor, mean: torch.Tensor, std: torch.Tensor):
-        super().__init__()
-        self.actor = actor
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor(torch.clamp((obs - self.mean) / self.std, -OBS_CLIP, OBS_CLIP))
 
 
 def _actor_from_state(state: dict, network: dict) -> Actor:
@@ -101,6 +78,44 @@ def _actor_from_state(state: dict, network: dict) -> Actor:
     mu.weight.data.copy_(mw)
     mu.bias.data.copy_(mb)
     return Actor(layers, mu, network.get("mlp", {}).get("activation", "relu")).eval()
+
+
+def _recurrent_actor_from_state(state: dict, network: dict, num_obs: int) -> RecurrentActor:
+    """The actor MLP and mean head with the checkpoint's actor LSTM, in rl_games' order (``modules``)."""
+    from isaacgymenvs.learning.rl_games_adapter import actor_rnn
+
+    rnn = network["rnn"]
+    if rnn.get("name") != "lstm":
+        raise ExportError(
+            f"network.rnn.name={rnn.get('name')!r}: export writes MLP and LSTM policies only "
+            "(train with train.params.network.rnn.name=lstm, or without train.params.network.rnn)"
+        )
+    weights, norm = actor_rnn(state, network) or ({}, None)
+    if "weight_ih_l0" not in weights:
+        raise ExportError(f"the checkpoint has no actor LSTM weights (network.rnn {rnn})")
+    units, num_layers = int(rnn["units"]), int(rnn.get("layers", 1))
+    lstm = nn.LSTM(weights["weight_ih_l0"].shape[1], units, num_layers)
+    try:
+        lstm.load_state_dict(weights)
+    except RuntimeError as e:
+        raise ExportError(
+            f"the checkpoint's actor LSTM does not fit network.rnn {rnn}: {str(e).splitlines()[-1]}"
+        ) from None
+    layer_norm: nn.Module = nn.Identity()
+    if rnn.get("layer_norm", False):
+        if norm is None:
+            raise ExportError(f"network.rnn {rnn} asks for a layer norm the checkpoint does not hold")
+        layer_norm = nn.LayerNorm(units)
+        layer_norm.load_state_dict(norm)
+    return RecurrentActor(
+        _actor_from_state(state, network),
+        lstm,
+        layer_norm,
+        num_obs,
+        bool(rnn.get("before_mlp", False)),
+        bool(rnn.get("concat_input", False)),
+        bool(rnn.get("concat_output", False)),
+    ).eval()
 
 
 def _training_model(state: dict, meta: dict):
@@ -177,6 +192,42 @@ def _legacy_deploy(task: str) -> dict:
     }
 
 
+def policy_interface(meta: dict) -> dict:
+    """``policy.json``'s ``policy``: the inputs and outputs of ``policy.onnx`` and ``policy.pt`` with
+    their shapes (``"batch"``: any number of envs) and, for an LSTM policy, how its state is run."""
+    num_obs, num_actions = int(meta["obs"]), int(meta["actions"])
+    rnn = (meta.get("network") or {}).get("rnn")
+    if not rnn:
+        return {
+            "kind": "mlp",
+            "onnx": {"inputs": {"obs": ["batch", num_obs]}, "outputs": {"actions": ["batch", num_actions]}},
+            "torchscript": f"policy.pt: forward(obs_norm [batch, {num_obs}]) -> actions [batch, {num_actions}]",
+            "recurrent_state": None,
+        }
+    layers, units = int(rnn.get("layers", 1)), int(rnn["units"])
+    state = [layers, "batch", units]
+    return {
+        "kind": "lstm",
+        "onnx": {
+            "inputs": {"obs": ["batch", num_obs], "h0": state, "c0": state},
+            "outputs": {"actions": ["batch", num_actions], "h1": state, "c1": state},
+        },
+        "torchscript": f"policy.pt: forward(obs_norm [batch, {num_obs}], h [{layers}, batch, {units}], "
+        f"c [{layers}, batch, {units}]) -> (actions [batch, {num_actions}], h, c)",
+        "recurrent_state": {
+            "cell": "lstm",
+            "layers": layers,
+            "units": units,
+            "inputs": ["h0", "c0"],
+            "outputs": ["h1", "c1"],
+            "dtype": "float32",
+            "initial": "zeros",
+            "carry": "feed a step's h1, c1 as the next step's h0, c0 (per env: batch index)",
+            "reset": "set an env's h0, c0 to zeros at the start of each of its episodes (as the trainer does)",
+        },
+    }
+
+
 def _policy_json(meta: dict, checkpoint: Path, epoch: int) -> dict:
     from isaacgymenvs import characters
     from isaacgymenvs.motion.skeleton import skeleton_from_model
@@ -208,6 +259,8 @@ def _policy_json(meta: dict, checkpoint: Path, epoch: int) -> dict:
         "character": dep.get("character", spec.character.name),
         "source_checkpoint": str(checkpoint),
         "epoch": epoch,
+        # what goes into and comes out of policy.onnx / policy.pt (an LSTM's state too)
+        "policy": policy_interface(meta),
         # sim2sim builds its observation by walking this layout (isaacgymenvs.tasks.terms.OBS_BLOCKS)
         "observation": {
             "size": int(meta["obs"]),
@@ -266,11 +319,6 @@ def export(checkpoint, out=None, batch: int = 256, seed: int = 0) -> dict:
             f"checkpoint {str(checkpoint)!r} has no network description (saved by an older version); "
             "resume it for one epoch to write a new checkpoint, then export that"
         )
-    if meta["network"].get("rnn"):
-        raise ExportError(
-            f"checkpoint {str(checkpoint)!r} holds a recurrent policy (network.rnn={meta['network']['rnn']}); "
-            "export writes MLP policies only (train without train.params.network.rnn to export one)"
-        )
     state = ckpt["model"]
     bad = [
         k
@@ -284,6 +332,7 @@ def export(checkpoint, out=None, batch: int = 256, seed: int = 0) -> dict:
         )
     out = Path(out) if out else checkpoint.parent.parent / "export" / checkpoint.stem
     try:  # a checkpoint that cannot be rebuilt stops here, before any file is written
+        _policy_from_state(state, meta)  # first: a kind of policy it cannot write is named as such
         _training_model(state, meta)
     except ExportError as e:
         raise ExportError(f"checkpoint {str(checkpoint)!r}: {e}") from None
@@ -310,6 +359,12 @@ def _replace_dir(new: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _policy_from_state(state: dict, meta: dict) -> Actor | RecurrentActor:
+    if meta["network"].get("rnn"):
+        return _recurrent_actor_from_state(state, meta["network"], int(meta["obs"]))
+    return _actor_from_state(state, meta["network"])
+
+
 def _write(out: Path, ckpt: dict, state: dict, meta: dict, checkpoint: Path, batch: int, seed: int) -> dict:
     """The four files into ``out`` and their check (see the module docstring)."""
     from isaacgymenvs.learning.rl_games_adapter import obs_normalizer
@@ -318,49 +373,101 @@ def _write(out: Path, ckpt: dict, state: dict, meta: dict, checkpoint: Path, bat
         torch.zeros(meta["obs"]),
         torch.ones(meta["obs"]),
     )  # None: trained without one
-    actor = _actor_from_state(state, meta["network"])
+    actor = _policy_from_state(state, meta)
     np.savez(out / "obs_norm.npz", mean=mean.numpy().astype(np.float32), std=std.numpy().astype(np.float32))
-    scripted = torch.jit.script(actor)
-    scripted.save(str(out / "policy.pt"))
-    full = NormalizedActor(actor, mean, std).eval()
-    example = torch.zeros(2, meta["obs"])
-    torch.onnx.export(
-        full,
-        (example,),
-        str(out / "policy.onnx"),
-        input_names=["obs"],
-        output_names=["actions"],
-        dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
+    torch.jit.script(actor).save(str(out / "policy.pt"))
     info = _policy_json(meta, checkpoint, int(ckpt.get("epoch", 0)))
+    ports = info["policy"]["onnx"]
+    example: tuple[torch.Tensor, ...] = (torch.zeros(2, meta["obs"]),)
+    full: nn.Module
+    if isinstance(actor, RecurrentActor):
+        full = NormalizedRecurrentActor(actor, mean, std)
+        example += (torch.zeros(actor.num_layers, 2, actor.hidden_size),) * 2  # h0, c0
+    else:
+        full = NormalizedActor(actor, mean, std)
+    # the batch dimension of every input and output: 0, except the state's [layers, batch, units]
+    axes = {name: {shape.index("batch"): "batch"} for name, shape in {**ports["inputs"], **ports["outputs"]}.items()}
+    with warnings.catch_warnings():  # torch warns that an LSTM's batch may be fixed: it is not (the check runs 256)
+        warnings.filterwarnings("ignore", message=".*LSTM.*batch", category=UserWarning)
+        torch.onnx.export(
+            full.eval(),
+            example,
+            str(out / "policy.onnx"),
+            input_names=list(ports["inputs"]),
+            output_names=list(ports["outputs"]),
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
     (out / "policy.json").write_text(json.dumps(info, indent=2))
     return check_export(out, state, meta, batch=batch, seed=seed)
 
 
 def check_export(out: Path, state: dict, meta: dict, batch: int = 256, seed: int = 0) -> dict:
-    """Training model vs policy.pt (npz normalization by hand) vs policy.onnx on random raw observations."""
+    """Training model vs policy.pt (npz normalization by hand) vs policy.onnx on random raw
+    observations: one batch for an MLP policy; for an LSTM policy a sequence of
+    :data:`CHECK_STEPS` steps, the state carried, and half the envs reset (their state zeroed, as
+    the trainer zeroes it at an episode's end) half-way."""
     import onnxruntime as ort
 
     out = Path(out)
     norm = np.load(out / "obs_norm.npz")
     mean, std = norm["mean"], norm["std"]
+    recurrent = bool(meta["network"].get("rnn"))
+    steps = CHECK_STEPS if recurrent else 1
     rng = np.random.default_rng(seed)
-    obs = (mean + std * rng.standard_normal((batch, mean.shape[0])) * 2.0).astype(np.float32)
+    obs = (mean + std * rng.standard_normal((steps, batch, mean.shape[0])) * 2.0).astype(np.float32)
+    keep = np.ones((steps, batch), dtype=np.float32)  # 0: the env's episode starts at this step
+    keep[steps // 2, ::2] = 0.0
+    sess = ort.InferenceSession(str(out / "policy.onnx"), providers=["CPUExecutionProvider"])
     with torch.no_grad():
         model = _training_model(state, meta)
-        ref = model({"is_train": False, "obs": torch.from_numpy(obs), "prev_actions": None})["mus"].numpy()
         pt = torch.jit.load(str(out / "policy.pt"))
         by_hand = np.clip((obs - mean) / std, -OBS_CLIP, OBS_CLIP).astype(np.float32)
-        a_pt = pt(torch.from_numpy(by_hand)).numpy()
-    sess = ort.InferenceSession(str(out / "policy.onnx"), providers=["CPUExecutionProvider"])
-    a_onnx = sess.run(["actions"], {"obs": obs})[0]
+        if not recurrent:
+            ref = model({"is_train": False, "obs": torch.from_numpy(obs[0]), "prev_actions": None})["mus"].numpy()
+            a_pt = pt(torch.from_numpy(by_hand[0])).numpy()
+            a_onnx = sess.run(["actions"], {"obs": obs[0]})[0]
+        else:
+            ref, a_pt, a_onnx = _run_sequence(model, pt, sess, obs, by_hand, keep)
     err_pt = float(np.abs(a_pt - ref).max())
     err_onnx = float(np.abs(a_onnx - ref).max())
     if not (err_pt <= TOLERANCE and err_onnx <= TOLERANCE):
         raise ExportCheckError(
             f"export check failed: max |policy.pt - model| = {err_pt:.3g}, max |policy.onnx - model| = "
-            f"{err_onnx:.3g} (tolerance {TOLERANCE:g}); do not deploy these files"
+            f"{err_onnx:.3g} (tolerance {TOLERANCE:g}{f', over {steps} steps' if recurrent else ''}); "
+            "do not deploy these files"
         )
-    return {"check": "passed", "max_abs_err_policy_pt": err_pt, "max_abs_err_policy_onnx": err_onnx, "batch": batch}
+    return {
+        "check": "passed",
+        "max_abs_err_policy_pt": err_pt,
+        "max_abs_err_policy_onnx": err_onnx,
+        "batch": batch,
+        **({"steps": steps} if recurrent else {}),
+    }
+
+
+def _run_sequence(model, pt, sess, obs: np.ndarray, by_hand: np.ndarray, keep: np.ndarray):
+    """``[T, B, A]`` mean actions of the training model (rl_games' network, its state tuple carried
+    as the trainer carries it), ``policy.pt`` (normalized observations, ``h``, ``c``) and
+    ``policy.onnx`` (raw observations, ``h0``, ``c0``) over the observations ``[T, B, O]``; an env's
+    state is zeroed before step ``t`` where ``keep[t]`` is 0."""
+    batch = obs.shape[1]
+    states = [torch.zeros(s.shape[0], batch, s.shape[2]) for s in model.get_default_rnn_state()]
+    layers, units = states[0].shape[0], states[0].shape[2]
+    h_pt = c_pt = torch.zeros(layers, batch, units)
+    h_ox = c_ox = np.zeros((layers, batch, units), dtype=np.float32)
+    ref, a_pt, a_onnx = [], [], []
+    for t in range(obs.shape[0]):
+        k = keep[t][None, :, None]
+        states = [s * torch.from_numpy(k) for s in states]
+        h_pt, c_pt = h_pt * torch.from_numpy(k), c_pt * torch.from_numpy(k)
+        h_ox, c_ox = h_ox * k, c_ox * k
+        res = model({"is_train": False, "obs": torch.from_numpy(obs[t]), "prev_actions": None, "rnn_states": states})
+        ref.append(res["mus"].numpy())
+        states = list(res["rnn_states"])
+        a, h_pt, c_pt = pt(torch.from_numpy(by_hand[t]), h_pt, c_pt)
+        a_pt.append(a.numpy())
+        a, h_ox, c_ox = sess.run(["actions", "h1", "c1"], {"obs": obs[t], "h0": h_ox, "c0": c_ox})
+        a_onnx.append(a)
+    return np.stack(ref), np.stack(a_pt), np.stack(a_onnx)

@@ -32,6 +32,10 @@ TINY = [
 ]
 
 
+#: the LSTM policy of cfg/sweep/lstm_cpu.yaml (seq_len is a sweep dimension only with one)
+LSTM = "train.params.network.rnn={name: lstm, units: 32, layers: 1, before_mlp: False}"
+
+
 def make_cfg(*overrides):
     with initialize_config_dir(config_dir=train_mod.CFG_DIR, version_base="1.1"):
         return compose("config", overrides=TINY + list(overrides))
@@ -85,3 +89,30 @@ def stored_clip(task_name: str) -> str:
         except FileNotFoundError:
             continue
     pytest.skip(f"no clip of {spec.character.name} is stored here (make assets)")
+
+
+def lstm_checkpoint(base: Path, out: Path, seed: int = 0, **rnn) -> Path:
+    """A checkpoint of an LSTM policy without training: ``base``'s (a trained checkpoint's) meta
+    with ``network.rnn = {name: lstm, units: 32, layers: 1, **rnn}`` (``separate`` in ``rnn`` goes
+    to ``network.separate``), the weights of rl_games' own network for it, drawn at random (biases
+    and the LSTM too, at the scale of a trained policy's), and a random observation normalizer."""
+    import torch
+
+    from isaacgymenvs.learning.rl_games_adapter import build_policy_model
+
+    ck = torch.load(base, weights_only=True)
+    meta = ck["meta"]
+    separate = rnn.pop("separate", meta["network"].get("separate", True))
+    meta["network"] = dict(meta["network"], separate=separate, rnn={"name": "lstm", "units": 32, "layers": 1, **rnn})
+    net = build_policy_model(meta["network"], meta["obs"], meta["actions"])
+    g = torch.Generator().manual_seed(seed)
+    state = net.state_dict()
+    for k, v in state.items():  # of a trained policy's size: weights ~ 1/sqrt(fan-in), actions ~ 1
+        if v.is_floating_point() and k.startswith("a2c_network."):
+            scale = 1.0 / v.shape[1] ** 0.5 if v.dim() == 2 else 0.3
+            state[k] = scale * torch.randn(v.shape, generator=g)
+    state["running_mean_std.running_mean"] = torch.randn(meta["obs"], generator=g).double()
+    state["running_mean_std.running_var"] = (0.1 + torch.rand(meta["obs"], generator=g)).double()
+    ck["model"] = state
+    torch.save(ck, out)
+    return out

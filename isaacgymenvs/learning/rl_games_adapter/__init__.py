@@ -7,8 +7,9 @@ Everything the rest of the trainer needs from rl_games is here, behind names of 
   description and vectorized task;
 * :func:`build_policy_model` — the actor-critic network a checkpoint was trained with, rebuilt from
   its saved network description (export checks its own graph against it);
-* :func:`actor_layers` and :func:`obs_normalizer` — the actor's linear layers and the observation
-  normalizer read out of a checkpoint's model state (rl_games' state-dict key names stay here).
+* :func:`actor_layers`, :func:`actor_rnn` and :func:`obs_normalizer` — the actor's linear layers,
+  its recurrent layer and the observation normalizer read out of a checkpoint's model state
+  (rl_games' state-dict key names stay here).
 
 Imports: rl_games, torch, and ``isaacgymenvs.learning`` (never tasks, sim or motion).
 """
@@ -121,6 +122,20 @@ def actor_layers(
         w, b = state.get(f"a2c_network.actor_mlp.{2 * i}.weight"), state.get(f"a2c_network.actor_mlp.{2 * i}.bias")
         hidden.append(None if w is None or b is None else (w, b))
     return hidden, (state["a2c_network.mu.weight"], state["a2c_network.mu.bias"])
+
+
+def actor_rnn(state: dict, network: dict) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None] | None:
+    """The actor's recurrent layer of a checkpoint's model state, or None for an MLP policy:
+    ``(rnn, layer_norm)``, each a state dict under torch's own names (``torch.nn.LSTM``'s
+    ``weight_ih_l0`` ..., ``torch.nn.LayerNorm``'s ``weight``/``bias``; ``layer_norm`` None without
+    ``network.rnn.layer_norm``). A ``separate`` network keeps the actor's as ``a_rnn`` (the critic
+    has its own, ``c_rnn``), a shared one as ``rnn``."""
+    if not network.get("rnn"):
+        return None
+    prefix = "a2c_network.a_" if network.get("separate", False) else "a2c_network."
+    rnn = {k.removeprefix(f"{prefix}rnn.rnn."): v for k, v in state.items() if k.startswith(f"{prefix}rnn.rnn.")}
+    norm = {k.removeprefix(f"{prefix}layer_norm."): v for k, v in state.items() if k.startswith(f"{prefix}layer_norm.")}
+    return rnn, (norm or None)
 
 
 def obs_normalizer(state: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
