@@ -406,15 +406,15 @@ def play(trainer: Trainer, games_num: int, test_steps: int, headless: bool, vide
 
     agent = trainer.agent
     env = trainer.vec_env
+    from isaacgymenvs import viewer as live
+
+    sim = env.task.sim
     viewer = None
     if not headless:
-        if os.environ.get("DISPLAY") or sys.platform == "darwin":
-            import mujoco.viewer
-
-            sim = env.task.sim
-            viewer = mujoco.viewer.launch_passive(sim.model, sim._datas[0])
+        if live.display_available():
+            viewer = live.LiveViewer(sim.model, env.task.dt)
         else:
-            print("warning: no display found; playing headless", file=sys.stderr)
+            print("warning: no display found (DISPLAY is unset); playing headless", file=sys.stderr)
     recorder = None
     if video:
         from isaacgymenvs.video import VideoRecorder
@@ -428,11 +428,12 @@ def play(trainer: Trainer, games_num: int, test_steps: int, headless: bool, vide
         steps += 1
         games += int(dones.sum())
         falls += int(infos["terminate"].sum())
-        if viewer is not None:
-            viewer.sync()
-        if recorder is not None:
-            sim = env.task.sim
-            recorder.capture_qpos(torch.cat((sim.root_pos_w[0], sim.root_quat_w[0], sim.dof_pos[0])).cpu().numpy())
+        if viewer is not None or recorder is not None:
+            pose = torch.cat((sim.root_pos_w[0], sim.root_quat_w[0], sim.dof_pos[0])).cpu().numpy()  # env 0, [nq]
+            if viewer is not None and not viewer.show(pose):
+                break  # the user closed the window
+            if recorder is not None:
+                recorder.capture_qpos(pose)
         if (test_steps and steps >= test_steps) or (not test_steps and games >= games_num):
             break
     if viewer is not None:
