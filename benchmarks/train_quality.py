@@ -1,4 +1,5 @@
-"""A timed HumanoidAMP or G1AMP (--task) training that records its curves: metrics.jsonl and a PNG.
+"""A timed HumanoidAMP or G1AMP (--task) training that records its curves: metrics.jsonl and a PNG,
+and one summary.json per run (device, date, command, wall-clock env steps/s over the whole run).
 
     python benchmarks/train_quality.py --minutes 8 --out DIR [overrides ...]
 
@@ -107,6 +108,17 @@ def main() -> None:
         if isinstance(last[0][k], float) and not k.startswith("eval/") and all(k in r for r in last)
     }
     summary.update(epochs=rows[-1]["epoch"], frames=rows[-1]["frame"], minutes=rows[-1]["wall_s"] / 60)
+    # the run's own record: where, when, how, and its throughput over the whole run (wall clock from
+    # the trainer's start, the first epochs included) beside the median epoch's
+    import torch
+
+    summary.update(
+        device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        date=time.strftime("%Y-%m-%d"),
+        command=" ".join(["python", *sys.argv]),
+        env_steps_per_s_wall=rows[-1]["frame"] / rows[-1]["wall_s"],
+        env_steps_per_s_median_epoch=float(sorted(r["perf/env_steps_per_s"] for r in rows)[len(rows) // 2]),
+    )
     # over the whole run: blow-ups caught, updates skipped, and when the fall rate first went under 0.1
     summary["sim/unstable_envs_total"] = sum(r.get("sim/unstable_envs", 0.0) for r in rows)
     summary["loss/nonfinite_updates_total"] = sum(r.get("loss/nonfinite_updates", 0.0) for r in rows)
