@@ -303,6 +303,7 @@ def _run_locked(spec, combos, uri, storage, exp_dir, state_file, state, t0, verb
             shutil.move(str(exp_dir), old)
             print(f"sweep {spec['name']}: the previous sweep moved to {old}", flush=True)
         exp_dir.mkdir(parents=True)
+        n_trials = len(combos) * int(spec["num_samples"]) * len(seeds_of(spec))  # every configuration, every seed
         (exp_dir.parent / f"{spec['name']}.sweep.yaml").write_text(
             strip_credentials(yaml.safe_dump(spec, sort_keys=False))
         )
@@ -316,7 +317,7 @@ def _run_locked(spec, combos, uri, storage, exp_dir, state_file, state, t0, verb
                 "mode": spec["mode"],
                 "search": spec["search"],
                 "scheduler": spec["scheduler"],
-                "trials": len(combos) * int(spec["num_samples"]),
+                "trials": n_trials,
                 "overrides": strip_credentials(" ".join(spec["overrides"])),
             },
             {"storage_path": str(exp_dir), "command": user_command(), "mlflow.source.name": "python -m sweeps"},
@@ -360,7 +361,7 @@ def _run_locked(spec, combos, uri, storage, exp_dir, state_file, state, t0, verb
             ),
         )
         print(
-            f"sweep {spec['name']}: {len(combos) * int(spec['num_samples'])} trial(s), {spec['max_concurrent_trials']} at a time; "
+            f"sweep {spec['name']}: {n_trials} trial(s), {spec['max_concurrent_trials']} at a time; "
             f"MLflow experiment {spec['experiment']!r}, parent run {parent}; storage {exp_dir}",
             flush=True,
         )
