@@ -32,12 +32,17 @@ benchmark-gpu: install-gpu
 
 # Hyperparameter sweep (cfg/sweep/$(SWEEP).yaml) on Ray Tune, tracked in MLflow (parent run + one child per trial).
 # SWEEP defaults to `default` (the small CPU sweep) when no GPU is visible, else to `humanoid_gpu`.
-# RESUME=1 continues an interrupted sweep from sweeps_out/$(SWEEP) (same MLflow runs).
+# RESUME=1 continues an interrupted sweep from sweeps_out/$(SWEEP) (same MLflow runs); STORAGE=DIR keeps
+# Ray's state elsewhere than sweeps_out/ (AMP_MLRUNS_DIR=DIR: another embedded MLflow store). The console
+# is one line per trial report and per trial end, then the results; VERBOSE=1 adds Ray's own output.
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q GPU && echo 1)
 SWEEP   ?= $(if $(HAS_GPU),humanoid_gpu,default)
 RESUME  ?=
+STORAGE ?=
+VERBOSE ?=
 sweep: install
-	$(VPY) -m sweeps $(SWEEP) $(if $(filter 1 yes true,$(RESUME)),--resume)
+	$(VPY) -m sweeps $(SWEEP) $(if $(filter 1 yes true,$(RESUME)),--resume) $(if $(STORAGE),--storage $(STORAGE)) \
+	  $(if $(filter 1 yes true True,$(VERBOSE)),--verbose)
 
 # The whole suite on every core (pytest-xdist; a file's tests stay on one worker, in order, with
 # their module's MLflow server), the slowest tests listed at the end.
@@ -83,7 +88,8 @@ METRIC ?=
 FORCE  ?=
 .PHONY: promote
 promote: install
-	$(VPY) -m sweeps.promote sweep=$(SWEEP) $(if $(METRIC),metric=$(METRIC)) $(if $(filter 1 yes true,$(FORCE)),force=1)
+	$(VPY) -m sweeps.promote sweep=$(SWEEP) $(if $(METRIC),metric=$(METRIC)) $(if $(filter 1 yes true,$(FORCE)),force=1) \
+	  $(if $(STORAGE),storage=$(STORAGE))
 
 # --- Docker (docker/README.md; README: "Running on a GPU server / a cluster") ---------------------
 # warmup-aot: `make warmup` without a GPU (the image build): record the task's MuJoCo Warp kernels on

@@ -22,7 +22,9 @@ if __package__ in (None, ""):  # `python isaacgymenvs/train.py`: make the packag
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-CFG_DIR = str(Path(__file__).resolve().parent.parent / "cfg")
+from isaacgymenvs.utils import hydra_config
+
+CFG_DIR = str(hydra_config.CFG_DIR)
 
 
 def _register_resolvers() -> None:
@@ -94,13 +96,17 @@ def check_rl_device(rl_device) -> str | None:
 class Trainer:
     """Everything between a resolved config and a running agent; usable from Python (sweeps)."""
 
-    def __init__(self, cfg: DictConfig | dict, observers=(), runs_dir: str = "runs"):
+    def __init__(self, cfg: DictConfig | dict, observers=(), runs_dir: str = "runs", overrides=None):
+        """``overrides``: the command line ``cfg`` was composed from (``task=G1AMP num_envs=16 ...``);
+        inside ``@hydra.main`` Hydra's own. What the run changed (its MLflow params) is measured
+        against the defaults its config-group overrides pick (:meth:`changed_settings`)."""
         import torch
 
         from isaacgymenvs.learning.config_check import ConfigError, check_train_config
         from isaacgymenvs.learning.learner import load_checkpoint_file
 
         self.cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+        self.overrides = list(overrides) if overrides is not None else _hydra_overrides()
         c = OmegaConf.to_container(self.cfg, resolve=True)
         self.c = c
         # key names first: unknown and replaced keys are problems, no-effect IsaacGymEnvs keys warnings (dropped)
@@ -169,6 +175,16 @@ class Trainer:
         # test=True writes nothing under runs/ (rl_games would create a run folder)
         self.runs_dir = tempfile.mkdtemp(prefix="amp-play-") if self.test else runs_dir
         self.agent = None
+
+    def changed_settings(self) -> dict:
+        """``{dotted path: effective value}`` of every setting this run's config changed from the
+        defaults of its task and train config (``isaacgymenvs.utils.hydra_config``). A config given
+        without its overrides (from Python) is compared with the defaults of its task (``task.name``)."""
+        overrides = self.overrides
+        if overrides is None:
+            name = str(self.c["task"]["name"])
+            overrides = [f"task={name}"] if (hydra_config.CFG_DIR / "task" / f"{name}.yaml").exists() else []
+        return hydra_config.changed_settings(self.cfg, overrides)
 
     def nothing_left_to_train(self) -> str | None:
         """Why resuming would train no epoch (the checkpoint is at ``max_iterations`` already), else None."""
@@ -294,6 +310,13 @@ class Trainer:
             _held["target"] = None
 
 
+def _hydra_overrides() -> list[str] | None:
+    """The command line's overrides when ``@hydra.main`` composed the config, else None."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+
+
 def open_tracking(trainer: Trainer):
     """The tracking session named by ``cfg.tracking`` (``tracking=mlflow|none``), connected and its
     experiment created before the simulator starts: an unreachable store raises
@@ -315,7 +338,13 @@ def run_training(trainer: Trainer, session=None):
     if session is None or not session.enabled:
         return trainer.train()
     with session.ending():
-        session.start(trainer.run_dir, trainer.c, device=trainer.rl_device, tags={"sim_device": trainer.sim_device})
+        session.start(
+            trainer.run_dir,
+            trainer.c,
+            device=trainer.rl_device,
+            tags={"sim_device": trainer.sim_device},
+            changed=trainer.changed_settings(),
+        )
         trainer.agent.observers.append(session.on_epoch)
         trainer.agent.checkpoint_observers.append(session.on_checkpoint)
         return trainer.train()

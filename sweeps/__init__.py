@@ -5,6 +5,6 @@
 
 space.py: sweep files and the check of every combination; trial.py: one trial (Trainer + MLflow child
 run + Tune reports with checkpoints); runner.py: Ray, the Tuner, the parent run and the final table;
-analysis.py: what each dimension did. Above tracking: promote.py (the best configuration's checkpoint
+console.py: the line per trial report and end (Ray's own output off unless verbose); analysis.py: what each dimension did. Above tracking: promote.py (the best configuration's checkpoint
 into the model registry, `make promote`) and sim2sim.py (sim2sim of a registered model version).
 """

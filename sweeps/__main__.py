@@ -1,4 +1,5 @@
-"""``python -m sweeps [NAME] [--resume] [--storage DIR] [--tracking-uri URI]`` (``make sweep SWEEP=NAME RESUME=1``)."""
+"""``python -m sweeps [NAME] [--resume] [--storage DIR] [--tracking-uri URI] [--verbose]``
+(``make sweep SWEEP=NAME RESUME=1 STORAGE=DIR VERBOSE=1``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ def main(argv=None) -> int:
         "--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI, else the embedded one)"
     )
     ap.add_argument("--check", action="store_true", help="only check the search space")
+    ap.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also Ray's own output: its tables and warnings, the trials' prints (default: one line per trial report and end)",
+    )
     a = ap.parse_args(argv)
     try:
         if a.check:
@@ -29,7 +35,9 @@ def main(argv=None) -> int:
         from sweeps.runner import SweepError, run_sweep
 
         try:
-            res = run_sweep(a.name, resume=a.resume, storage_path=a.storage, tracking_uri=a.tracking_uri)
+            res = run_sweep(
+                a.name, resume=a.resume, storage_path=a.storage, tracking_uri=a.tracking_uri, verbose=a.verbose
+            )
         except (SweepError, SweepLocked) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

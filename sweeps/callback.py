@@ -1,11 +1,46 @@
 """Driver-side Tune callback: sets the MLflow status of child runs that their trial could not close
 (stopped by ASHA, errored after its retries), and on every trial's run why it stopped
-(``stop_reason``) and how much experience it had (``env_steps``, ``epochs``). It only closes runs
-and tags them; the trials log their own metrics."""
+(``stop_reason``, :func:`ending`) and how much experience it had (``env_steps``, ``epochs``). It
+only closes runs and tags them; the trials log their own metrics."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ray.tune import Callback
+
+
+def experience(trial) -> dict:
+    """``{"env_steps", "epochs"}`` of the trial's last report (0 before its first)."""
+    last = getattr(trial, "last_result", None) or {}
+    return {"env_steps": int(last.get("timesteps_total") or 0), "epochs": int(last.get("epoch") or 0)}
+
+
+def error_line(trial) -> str:
+    """The last line of the trial's latest exception ('' when its error file cannot be read): from
+    the driver's own copy of the error file (written at once; the storage's copy follows later)."""
+    try:
+        local = trial.error_file
+        err = Path(local).read_text() if local and Path(local).is_file() else trial.get_error()
+        return str(err).strip().splitlines()[-1][:500] if err else ""
+    except Exception:
+        return ""
+
+
+def ending(trial, errored: bool = False) -> tuple[str, str]:
+    """``(status, why)`` of a trial that ended: OK (its whole budget), STOPPED (early, by the
+    scheduler), FAILED (diverged: a result) or ERROR (``errored``: crashed after its retries)."""
+    last = getattr(trial, "last_result", None) or {}
+    seen = experience(trial)
+    if errored:
+        attempts = int(getattr(trial.run_metadata, "num_failures", 0) or 0)
+        return "ERROR", f"failed: errored after {attempts} attempt(s): {error_line(trial) or 'see the Ray log'}"
+    if last.get("trial_failed"):
+        return "FAILED", f"failed at {seen['env_steps']} env steps: {str(last.get('failure_reason', ''))[:300]}"
+    if last.get("trial_done"):
+        return "OK", f"finished: its whole budget ({seen['env_steps']} env steps, {seen['epochs']} epochs)"
+    # the scheduler ended it at a rung, where it was compared with the others at equal experience
+    return "STOPPED", f"stopped early by the scheduler at {seen['env_steps']} env steps (epoch {seen['epochs']})"
 
 
 class MlflowStatusCallback(Callback):
@@ -20,32 +55,14 @@ class MlflowStatusCallback(Callback):
             if rid:
                 sweep_runs.end_if_running(self.uri, self.experiment, rid, status, tags)
         except Exception as e:  # the sweep goes on; the run may stay RUNNING
-            print(f"sweep: could not set the MLflow status of {trial}: {e}")
-
-    @staticmethod
-    def experience(trial) -> dict:
-        last = getattr(trial, "last_result", None) or {}
-        return {"env_steps": int(last.get("timesteps_total") or 0), "epochs": int(last.get("epoch") or 0)}
+            print(f"sweep: could not set the MLflow status of {trial}: {e}", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        last = getattr(trial, "last_result", None) or {}
-        seen = self.experience(trial)
-        if last.get("trial_failed"):
-            why = f"failed at {seen['env_steps']} env steps: {str(last.get('failure_reason', ''))[:300]}"
-        elif last.get("trial_done"):
-            why = f"finished: its whole budget ({seen['env_steps']} env steps, {seen['epochs']} epochs)"
-        else:  # the scheduler ended it at a rung, where it was compared with the others at equal experience
-            why = f"stopped early by the scheduler at {seen['env_steps']} env steps (epoch {seen['epochs']})"
-        self._close(trial, "FINISHED", {"stop_reason": why, **seen})
+        _, why = ending(trial)
+        self._close(trial, "FINISHED", {"stop_reason": why, **experience(trial)})
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        # the real reason: the trial's own exception (the run's own `error` tag, if the trial wrote one, stays)
-        try:
-            err = trial.get_error()
-            why = str(err).strip().splitlines()[-1][:500] if err else ""
-        except Exception:  # an error file that cannot be read: still close the run
-            why = ""
-        attempts = int(getattr(trial.run_metadata, "num_failures", 0) or 0)
-        error = f"errored after {attempts} attempt(s): {why or 'see the Ray log'}"
-        seen = self.experience(trial)
-        self._close(trial, "FAILED", {"ray_error": error, "stop_reason": f"failed: {error}", **seen})
+        _, why = ending(trial, errored=True)
+        # the run's own `error` tag, if the trial wrote one, stays
+        error = why.removeprefix("failed: ")
+        self._close(trial, "FAILED", {"ray_error": error, "stop_reason": why, **experience(trial)})

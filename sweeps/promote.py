@@ -184,9 +184,9 @@ def promote(
         else:
             raise PromoteError(f"no finished trial of sweep {sweep!r} can be promoted: " + "; ".join(refused))
         rid = run.info.run_id
-        task = run.data.tags.get("task") or run.data.params.get("task.name")
+        task = run.data.tags.get("task")  # every training run has it (tracking.params.run_tags)
         if not task:
-            raise PromoteError(f"run {rid} has no task tag or task.name param: not a training run of this project")
+            raise PromoteError(f"run {rid} has no task tag: not a training run of this project")
         name = reg.model_name(task)
         digest = reg.sha256(ckpt)
         mv = r.find_version(name, rid, digest)

@@ -14,6 +14,7 @@ import shlex
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -21,6 +22,7 @@ import yaml
 from isaacgymenvs.utils.secrets import strip_credentials
 from sweeps import analysis
 from sweeps.callback import MlflowStatusCallback
+from sweeps.console import ConsoleReporter
 from sweeps.lock import SweepLock
 from sweeps.space import REPO, SANITY, TIME_ATTRS, check_spec, seeds_of
 from sweeps.trial import run_trial, to_ray_key, trial_params
@@ -131,23 +133,66 @@ def _search(spec: dict):
         ) from None
 
 
-def init_ray(num_cpus: int | None = None):
+def init_ray(num_cpus: int | None = None, verbose: bool = False):
+    """Start (or join, with ``RAY_ADDRESS``) Ray. Quiet unless ``verbose``: the workers' own output
+    (the trials' prints, Ray's worker logs) stays in Ray's session logs instead of the driver's
+    console (``log_to_driver``), and Ray's driver-side warnings are off (``logging_level``)."""
     import ray
 
     if ray.is_initialized():
         return
+    level = logging.WARNING if verbose else logging.ERROR
     address = os.environ.get("RAY_ADDRESS", "").strip()
-    if address:
-        ray.init(address=address, log_to_driver=True)  # a cluster started with `ray start`
+    if address:  # a cluster started with `ray start`
+        ray.init(address=address, log_to_driver=verbose, configure_logging=True, logging_level=level)
     else:
         # a private local Ray, no dashboard (what it listens on: README, "Ray, local and multi-node")
         ray.init(
             num_cpus=num_cpus or os.cpu_count(),
             include_dashboard=False,
             _node_ip_address="127.0.0.1",
+            log_to_driver=verbose,
             configure_logging=True,
-            logging_level="WARNING",
+            logging_level=level,
         )
+
+
+#: Ray's documented switches for what it prints itself, as a quiet sweep sets them: the legacy
+#: output engine, which ``RunConfig(verbose=0)`` silences (the default engine still prints its
+#: configuration and final tables at 0), no traceback per errored trial (the trial's end line says
+#: why; the whole error is in its error.txt), no warning about frequent experiment snapshots.
+QUIET_ENV = {
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+
+
+@contextmanager
+def quiet_ray(verbose: bool):
+    """Around ``Tuner.fit()``: with ``verbose`` off, Ray prints nothing of its own (:data:`QUIET_ENV`,
+    and Tune's ``ray.tune.tune`` logger reaches only :data:`_STOP`, which says in one line that a
+    Ctrl+C was seen); the console is :class:`sweeps.console.ConsoleReporter`'s lines and the table."""
+    tune_log = logging.getLogger("ray.tune.tune")
+    saved_env = {k: os.environ.get(k) for k in QUIET_ENV}
+    saved_log = (tune_log.level, tune_log.propagate)
+    tune_log.addHandler(_STOP)
+    _STOP.say = not verbose
+    if not verbose:
+        os.environ.update(QUIET_ENV)
+        tune_log.setLevel(logging.WARNING)  # the stop signal's warning still reaches _STOP
+        tune_log.propagate = False
+    try:
+        yield
+    finally:
+        tune_log.removeHandler(_STOP)
+        tune_log.setLevel(saved_log[0])
+        tune_log.propagate = saved_log[1]
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _trainable(spec: dict, sweep_cfg: dict):
@@ -175,9 +220,11 @@ def run_sweep(
     storage_path: str | os.PathLike | None = None,
     set_: dict | None = None,
     tracking_uri: str | None = None,
-    verbose: int = 1,
+    verbose: bool = False,
 ) -> dict:
-    """Run (or resume) sweep ``name``; returns {"rows": [...], "best": row, "parent_run_id": ..., "path": ...}."""
+    """Run (or resume) sweep ``name``; returns {"rows": [...], "best": row, "parent_run_id": ..., "path": ...}.
+    The console: one line per trial report and per trial end (``sweeps.console``), then the table;
+    ``verbose``: Ray's own output too (its tables and warnings, the trials' prints)."""
     from sweeps.space import load, normalize
     from tracking import resolve_uri
 
@@ -231,7 +278,7 @@ def _run_locked(spec, combos, uri, storage, exp_dir, state_file, state, t0, verb
     from sweeps.trial import trial_work_root
     from tracking import sweep_runs
 
-    init_ray(num_cpus=None)
+    init_ray(num_cpus=None, verbose=verbose)
     from ray.tune import Tuner
 
     every = max(1, int(spec["report_every"]))
@@ -249,12 +296,14 @@ def _run_locked(spec, combos, uri, storage, exp_dir, state_file, state, t0, verb
             resume_errored=False,
             restart_errored=False,
         )
+        _restored_console(tuner, spec["metric"], verbose)
     else:
         if exp_dir.exists():
             old = exp_dir.with_name(f"{exp_dir.name}.{time.strftime('%Y%m%d-%H%M%S')}")
             shutil.move(str(exp_dir), old)
             print(f"sweep {spec['name']}: the previous sweep moved to {old}", flush=True)
         exp_dir.mkdir(parents=True)
+        n_trials = len(combos) * int(spec["num_samples"]) * len(seeds_of(spec))  # every configuration, every seed
         (exp_dir.parent / f"{spec['name']}.sweep.yaml").write_text(
             strip_credentials(yaml.safe_dump(spec, sort_keys=False))
         )
@@ -268,7 +317,7 @@ def _run_locked(spec, combos, uri, storage, exp_dir, state_file, state, t0, verb
                 "mode": spec["mode"],
                 "search": spec["search"],
                 "scheduler": spec["scheduler"],
-                "trials": len(combos) * int(spec["num_samples"]),
+                "trials": n_trials,
                 "overrides": strip_credentials(" ".join(spec["overrides"])),
             },
             {"storage_path": str(exp_dir), "command": user_command(), "mlflow.source.name": "python -m sweeps"},
@@ -307,21 +356,32 @@ def _run_locked(spec, combos, uri, storage, exp_dir, state_file, state, t0, verb
                 failure_config=tune.FailureConfig(max_failures=int(spec["max_failures"])),
                 # PBT exploits older checkpoints of other trials: keep them all (ray#9036)
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None if spec["scheduler"] == "pbt" else 2),
-                callbacks=[MlflowStatusCallback(uri, spec["experiment"], parent)],
-                verbose=verbose,
+                callbacks=[MlflowStatusCallback(uri, spec["experiment"], parent), ConsoleReporter(spec["metric"])],
+                verbose=1 if verbose else 0,
             ),
         )
         print(
-            f"sweep {spec['name']}: {len(combos) * int(spec['num_samples'])} trial(s), {spec['max_concurrent_trials']} at a time; "
+            f"sweep {spec['name']}: {n_trials} trial(s), {spec['max_concurrent_trials']} at a time; "
             f"MLflow experiment {spec['experiment']!r}, parent run {parent}; storage {exp_dir}",
             flush=True,
         )
-    logging.getLogger("ray.tune.tune").addHandler(_STOP)
-    grid = tuner.fit()
+    with quiet_ray(verbose):
+        grid = tuner.fit()
     result = _summarize(spec, grid, uri, parent, exp_dir, time.monotonic() - t0)
     if not result.get("interrupted"):
         _sync_pending(spec, storage, uri)  # trials that ended during an outage: their spools and runs
     return result
+
+
+def _restored_console(tuner, metric: str, verbose: bool) -> None:
+    """``Tuner.restore`` brings back the RunConfig the sweep started with: its Ray verbosity follows
+    this run's instead, and a sweep started before the console reporter existed gets one."""
+    get = getattr(getattr(tuner, "_local_tuner", None), "get_run_config", None)
+    rc = get() if get is not None else None
+    if rc is None:
+        return
+    rc.verbose = 1 if verbose else 0
+    rc.callbacks = [c for c in rc.callbacks or [] if not isinstance(c, ConsoleReporter)] + [ConsoleReporter(metric)]
 
 
 def _sync_pending(spec: dict, storage: Path, uri: str) -> None:
@@ -383,13 +443,17 @@ def _max_epochs(spec: dict) -> int:
 
 class _StopSignalSeen(logging.Handler):
     """Tune catches Ctrl+C/SIGUSR1 inside ``fit()``, saves its state and returns normally; the only
-    outside trace is its "Stop signal received" warning, which this handler notices."""
+    outside trace is its "Stop signal received" warning, which this handler notices (and, in a quiet
+    sweep, where Ray's own warning is not shown, says in one line)."""
 
     seen = False
+    say = False
 
     def emit(self, record):
         if str(record.msg).startswith("Stop signal received"):
             _StopSignalSeen.seen = True
+            if self.say:
+                print("sweep: stop signal received: saving the sweep's state (Ctrl+C again to skip that)", flush=True)
 
 
 _STOP = _StopSignalSeen()

@@ -196,16 +196,11 @@ def combinations(spec: dict) -> list[dict]:
 
 
 def compose(overrides: list[str]):
-    """The resolved Hydra config for these train.py overrides."""
-    from hydra import compose as _compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    """The Hydra config for these train.py overrides (unresolved ``DictConfig``)."""
+    from isaacgymenvs import train as train_mod  # noqa: F401 (registers the config's resolvers)
+    from isaacgymenvs.utils.hydra_config import compose as compose_config
 
-    from isaacgymenvs import train as train_mod
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=train_mod.CFG_DIR, version_base="1.1"):
-        return _compose("config", overrides=list(overrides))
+    return compose_config(overrides)
 
 
 def _key_exists(cfg, key: str) -> bool:

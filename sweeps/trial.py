@@ -124,7 +124,7 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
         if refused is None:
             overrides.append(f"checkpoint={local / CKPT_FILE}")
     cfg = compose(overrides)
-    trainer = train_mod.Trainer(cfg, runs_dir=str(work / "runs"))
+    trainer = train_mod.Trainer(cfg, runs_dir=str(work / "runs"), overrides=overrides)
     # a store that does not answer now is no error: the run is created when it does (tracking/session.py)
     session = open_session(trainer.c, defer=True)
     trainer.build()
@@ -235,6 +235,10 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
                 tags=tags,
                 run_name=trial_label(params) or trial_name,
                 run_id=run_id,
+                # params: the point, its seed and what the sweep's shared overrides changed (not
+                # where a restarted attempt continues from: the run's restored_from_epoch tag)
+                changed={k: v for k, v in trainer.changed_settings().items() if k != "checkpoint"},
+                point=params,
             )
             if refused:
                 raise TrialDiverged(refused)

@@ -33,6 +33,7 @@ def test_seeds_give_a_table_per_configuration_and_the_effect_of_each_dimension(t
     assert r.returncode == 0, r.stdout[-4000:]
     parents, kids = children(server, spec)
     assert len(kids) == 4 and sorted(k["params"]["seed"] for k in kids) == ["42", "42", "43", "43"]
+    assert "sweep seeded: 4 trial(s), 2 at a time;" in r.stdout and parents[0]["params"]["trials"] == "4"  # seeds count
     assert "configurations by mean eval/score over their seeds" in r.stdout
     assert "what each dimension did" in r.stdout and "sigma" in r.stdout and "best configuration:" in r.stdout
     res = json.loads((tmp_path / "out" / "seeded" / "results.json").read_text())

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 from isaacgymenvs.learning.config_check import ConfigError
@@ -53,6 +54,56 @@ DIMS = (
     "sigma",
     "train.params.config.seq_len",
 )
+#: What tiny_spec's shared overrides (lstm_cpu's, max_iterations=2, eval_every=1) change from
+#: HumanoidAMP's defaults, by hand: with its point and seed, a trial's params
+SHARED_PARAMS = {
+    "headless": "True",
+    "max_iterations": "2",
+    "num_envs": "16",
+    "train.params.config.amp_batch_size": "256",
+    "train.params.config.amp_minibatch_size": "128",
+    "train.params.config.amp_obs_demo_buffer_size": "2048",
+    "train.params.config.amp_replay_buffer_size": "4096",
+    "train.params.config.eval_agent_size": "128",
+    "train.params.config.eval_envs": "16",
+    "train.params.config.eval_every": "1",
+    "train.params.config.eval_ref_size": "512",
+    "train.params.config.minibatch_size": "128",
+    "train.params.config.save_frequency": "0",
+    "train.params.network.disc.units": "[64, 64]",
+    "train.params.network.mlp.units": "[64, 64]",
+    "train.params.network.rnn.before_mlp": "False",
+    "train.params.network.rnn.layers": "1",
+    "train.params.network.rnn.name": "lstm",
+    "train.params.network.rnn.units": "32",
+}
+#: The quiet console (sweeps/console.py): the start, one line per report, one per trial end; then the table
+START_LINE = re.compile(
+    r"sweep \w+: \d+ trial\(s\), \d+ at a time; MLflow experiment '[^']+', parent run \w{32}; storage \S+"
+)
+REPORT_LINE = re.compile(
+    r"trial (?P<label>[\w.-]+) \((?P<id>\w+_\d{5})\): epoch (?P<epoch>\d+), (?P<steps>\d+) env steps, "
+    r"eval/score (?P<score>[-+\d.e]+|nan), eval/fall_rate \d\.\d\d"
+)
+END_LINE = re.compile(r"trial (?P<label>[\w.-]+) \((?P<id>\w+_\d{5})\) ended (?P<status>OK|STOPPED|FAILED|ERROR): .+")
+#: What Ray prints itself (its tables, its warnings, the workers' lines): never in a quiet sweep
+RAY_NOISE = (
+    "Trial status",
+    "╭",
+    "│",
+    "Current time",
+    "WARNING",
+    "(run_trial pid=",
+    "Checkpoint successfully",
+    "tracking: ",
+)
+
+
+def console_before_table(out: str) -> list[str]:
+    """The console lines before the final table (its header line), blank lines dropped."""
+    lines = out.splitlines()
+    head = next(i for i, ln in enumerate(lines) if ln.startswith("trial ") and " status " in ln and "params" in ln)
+    return [ln for ln in lines[:head] if ln.strip()]
 
 
 server = module_server("sweep_mlflow")
@@ -133,7 +184,24 @@ def test_cpu_sweep_parent_and_child_runs(tmp_path, server):
     spec = tiny_spec("small", epochs=2, points=P[:2], scheduler="asha", asha={"grace_period": 2})
     r = run_sweep(tmp_path, spec, server)
     assert r.returncode == 0, r.stdout[-4000:]
-    assert "best trial:" in r.stdout and "mlflow run id" in r.stdout
+    assert "best configuration:" in r.stdout and "mlflow run id" in r.stdout
+    # the console: the start line, one line per report (2 trials x 2 epochs), one per trial end
+    lines = console_before_table(r.stdout)
+    assert START_LINE.fullmatch(lines[0]), lines[0]
+    reports = [m for m in map(REPORT_LINE.fullmatch, lines[1:]) if m]
+    ends = [m for m in map(END_LINE.fullmatch, lines[1:]) if m]
+    assert len(reports) + len(ends) == len(lines) - 1, "\n".join(lines)  # nothing else
+    assert sorted((m["label"], int(m["epoch"]), int(m["steps"])) for m in reports) == [
+        ("blc1-h16-learned-sl8-s42", 1, 256),
+        ("blc1-h16-learned-sl8-s42", 2, 512),
+        ("blc10-h16-fixed-sl4-s42", 1, 256),
+        ("blc10-h16-fixed-sl4-s42", 2, 512),
+    ]
+    assert (
+        sorted(m.group(0).split(") ", 1)[1] for m in ends)
+        == ["ended OK: finished: its whole budget (512 env steps, 2 epochs)"] * 2
+    )
+    assert not [ln for ln in r.stdout.splitlines() if any(n in ln for n in RAY_NOISE)], r.stdout[-4000:]
     parents, kids = children(server, spec)
     assert len(parents) == 1 and len(kids) == 2
     parent = parents[0]
@@ -143,8 +211,20 @@ def test_cpu_sweep_parent_and_child_runs(tmp_path, server):
         assert k["info"]["status"] == "FINISHED", k["tags"]
         for key in CHILD_KEYS:
             assert steps(server, k, key) == [1, 2], key
-        assert set(DIMS) <= set(k["params"]), sorted(k["params"])
+        # its point, its seed and what the shared overrides changed: nothing else, no short twins
+        point = next(p for p in P[:2] if str(p["sigma"]) == k["params"]["sigma"])
+        assert k["params"] == {**SHARED_PARAMS, **{d: str(point[d]) for d in DIMS}, "seed": "42"}, k["params"]
         assert k["info"]["run_id"] in r.stdout
+        # the whole resolved config is the run's config.yaml, the trial's own
+        got = requests.get(
+            f"{server.url}/get-artifact", params={"path": "config.yaml", "run_uuid": k["info"]["run_id"]}, timeout=10
+        )
+        (local,) = (tmp_path / "out" / "small" / "trials" / k["tags"]["ray_trial_id"]).glob("runs/*/config.yaml")
+        assert got.ok and got.text == local.read_text()
+        cfg = yaml.safe_load(got.text)
+        assert cfg["train"]["params"]["config"]["bounds_loss_coef"] == point["train.params.config.bounds_loss_coef"]
+        assert cfg["sigma"] == point["sigma"] and cfg["seed"] == 42 and cfg["task"]["env"]["numEnvs"] == 16
+        assert cfg["train"]["params"]["config"]["gamma"] == 0.99  # a default: in the config, not a param
     assert {k["params"]["sigma"] for k in kids} == {"fixed", "learned"}
     arts = server.artifacts(parent["info"]["run_id"])
     assert {"results.txt", "results.json", "small.sweep.yaml"} <= set(arts)

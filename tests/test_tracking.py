@@ -30,6 +30,22 @@ from tests.helpers.training import TINY, start_training  # the tiny training eve
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = [o for o in TINY if not o.startswith("tracking=")]  # TINY switches tracking off
+#: The params of a run of BASE, by hand: its seed and what BASE changes from HumanoidAMP's defaults
+#: (not horizon_length=16 or sim=mujoco, which are the defaults; not task.env.numEnvs, which follows num_envs)
+BASE_PARAMS = {
+    "seed": "42",
+    "headless": "True",
+    "num_envs": "16",
+    "train.params.config.minibatch_size": "128",
+    "train.params.config.amp_minibatch_size": "128",
+    "train.params.config.amp_obs_demo_buffer_size": "2048",
+    "train.params.config.amp_replay_buffer_size": "4096",
+    "train.params.config.amp_batch_size": "256",
+    "train.params.config.eval_ref_size": "512",
+    "train.params.config.eval_agent_size": "128",
+    "train.params.network.mlp.units": "[64, 64]",
+    "train.params.network.disc.units": "[64, 64]",
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +89,10 @@ def tracked(tmp_path, server_url, experiment, *overrides, observers=()):
 # ------------------------------------------------------------------------------------------ tests
 @pytest.mark.slow
 def test_run_params_metrics_tags_artifacts_read_back_through_rest(server, tmp_path):
-    from tracking.params import git_commit, run_params
+    import yaml
+    from omegaconf import OmegaConf
+
+    from tracking.params import git_commit
 
     history = []
     t, session = tracked(
@@ -95,16 +114,8 @@ def test_run_params_metrics_tags_artifacts_read_back_through_rest(server, tmp_pa
     rid = run["info"]["run_id"]
     assert run["info"]["status"] == "FINISHED" and run["info"]["run_name"] == t.run_dir.name
 
-    params = params_of(run)
-    assert params == run_params(t.c)  # the whole resolved config, flattened, sent in chunks of <= 100
-    assert len(params) > 100
-    assert {k: params[k] for k in ("bounds_loss_coef", "horizon_length", "sigma", "seq_len")} == {
-        "bounds_loss_coef": "7",
-        "horizon_length": "16",
-        "sigma": "fixed",
-        "seq_len": "4",
-    }
-    assert params["train.params.config.gamma"] == "0.99" and params["train.params.network.mlp.units"] == "[64, 64]"
+    # the seed and what the command line changed, each once (tracking.* is where it is recorded: no param)
+    assert params_of(run) == {**BASE_PARAMS, "max_iterations": "3", "train.params.config.bounds_loss_coef": "7"}
 
     tags = tags_of(run)
     assert tags["task"] == "HumanoidAMP" and tags["sim"] == "mujoco" and tags["device"] == "cpu"
@@ -131,6 +142,10 @@ def test_run_params_metrics_tags_artifacts_read_back_through_rest(server, tmp_pa
     assert tags["checkpoint.latest"] == Path(last).name and tags["checkpoint.latest_epoch"] == "3"
     cfg_text = requests.get(f"{server.url}/get-artifact", params={"path": "config.yaml", "run_uuid": rid}, timeout=10)
     assert cfg_text.ok and cfg_text.text == (t.run_dir / "config.yaml").read_text()
+    # the whole config the run was composed from, resolved: what the params leave out is here
+    stored = yaml.safe_load(cfg_text.text)
+    assert stored == OmegaConf.to_container(t.cfg, resolve=True)
+    assert stored["train"]["params"]["config"]["gamma"] == 0.99 and stored["task"]["env"]["numEnvs"] == 16
     png = requests.get(f"{server.url}/get-artifact", params={"path": "curves.png", "run_uuid": rid}, timeout=10)
     assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -267,6 +282,8 @@ def test_sigterm_ends_the_run_killed(server, tmp_path):
     (ckpt,) = list(tmp_path.glob(f"runs/*/nn/HumanoidAMP_{last}.pth"))
     assert torch.load(ckpt, weights_only=True)["epoch"] == last
     assert tags["checkpoint.latest_epoch"] == str(last) and "stopping after epoch" in "".join(out)
+    # the command line's own overrides (Hydra's), compared with the task's defaults
+    assert params_of(run) == {**BASE_PARAMS, "max_iterations": "100000"}
 
 
 @pytest.mark.slow
@@ -330,7 +347,7 @@ def test_embedded_sqlite_default_and_env_override(tmp_path, monkeypatch):
         n_params = db.execute("select count(*) from params where run_uuid = ?", (session.run_id,)).fetchone()[0]
     finally:
         db.close()
-    assert status == "FINISHED" and [s for (s,) in steps] == [1, 2] and n_params > 100
+    assert status == "FINISHED" and [s for (s,) in steps] == [1, 2] and n_params == len(BASE_PARAMS) + 1
     art = default_artifact_root() / "t-sqlite" / session.run_id / "artifacts"
     assert {p.name for p in art.iterdir()} == {"config.yaml", "curves.png", "checkpoints"}
     assert {p.name for p in (art / "checkpoints").iterdir()} == {"latest.pth", "best.pth"}
@@ -357,24 +374,86 @@ def test_spool_keeps_order_and_survives_a_restart(tmp_path):
         s2.ack(7)  # acks come oldest first
 
 
-def test_params_are_flattened_and_clipped_to_mlflow_limits():
-    from tracking.params import flatten, run_params
+def test_params_are_the_seed_the_changed_settings_and_the_point():
+    from tracking.params import run_params
 
-    f = flatten({"a": {"b": 1, "c": [1, 2], "d": {}}, "long": "x" * 7000, "n": None, "bad key!": 1})
-    assert f["a.b"] == "1" and f["a.c"] == "[1, 2]" and f["a.d"] == "{}" and f["n"] == "None"
-    assert len(f["long"]) == 6000 and f["long"].endswith("...") and "bad key_" in f
-    cfg = {
-        "sigma": "",
-        "tracking": {"uri": "http://u:secret@h:5000"},
-        "train": {
-            "params": {
-                "config": {"bounds_loss_coef": 10, "horizon_length": 32, "sigma_scheme": "learned", "seq_len": 8}
-            }
-        },
+    changed = {
+        "num_envs": 16,
+        "train.params.config.bounds_loss_coef": 7,
+        "train.params.network.mlp.units": [64, 64],
+        "train.params.network.rnn": {"name": "lstm", "units": 8},
+        "tracking.uri": "http://u:secret@h:5000",  # where it is recorded: never a param
+        "experiment": "mine",
+        "checkpoint": "http://alice:pw@host/x.pth",
+        "long": "x" * 7000,
+        "bad key!": 1,
+        "train.params.config.save_frequency": "<deleted>",
     }
-    p = run_params(cfg)
-    assert (p["sigma"], p["horizon_length"], p["seq_len"], p["bounds_loss_coef"]) == ("learned", "32", "8", "10")
-    assert "secret" not in p["tracking.uri"]
+    point = {"train.params.config.bounds_loss_coef": 10, "sigma": "learned", "seed": 43}
+    p = run_params({"seed": 42, "sigma": "fixed"}, changed, point)
+    assert p == {
+        "seed": "43",  # the point's
+        "num_envs": "16",
+        "train.params.config.bounds_loss_coef": "10",  # the point wins over the shared override
+        "train.params.network.mlp.units": "[64, 64]",
+        "train.params.network.rnn": "{name: lstm, units: 8}",
+        "checkpoint": "http://alice:***@host/x.pth",
+        "long": "x" * 5997 + "...",  # MLflow's 6000 characters
+        "bad key_": "1",
+        "train.params.config.save_frequency": "<deleted>",
+        "sigma": "learned",
+    }
+    assert run_params({"seed": 5}) == {"seed": "5"}  # a run that changed nothing
+
+
+def test_changed_settings_of_a_command_line_are_its_overrides_without_twins():
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from isaacgymenvs.utils.hydra_config import DELETED, changed_settings, compose
+
+    line = [
+        "task=HumanoidAMP",
+        "num_envs=16",
+        "max_iterations=4",
+        "train.params.config.bounds_loss_coef=7",
+        "train.params.config.horizon_length=16",  # the default: no change
+        "train.params.config.gamma=0.990",  # the default, written otherwise
+        "train.params.config.disc_grad_penalty=5.0",  # 5 in the file: the same number
+        "headless=1",  # False in the file: 1 is another setting (True and 1 differ)
+        "sigma=learned",
+        "train.params.network.mlp.units=[64,64]",
+        "~train.params.config.save_frequency",
+        "+train.params.network.rnn={name: lstm, units: 8, layers: 1}",
+    ]
+    cfg = compose(line)
+    assert cfg.task.env.numEnvs == 16 and cfg.train.params.config.max_epochs == 4  # they follow, and are not listed
+    assert changed_settings(cfg, line) == {
+        "headless": 1,
+        "max_iterations": 4,
+        "num_envs": 16,
+        "sigma": "learned",
+        "train.params.config.bounds_loss_coef": 7,
+        "train.params.config.save_frequency": DELETED,
+        "train.params.network.mlp.units": [64, 64],
+        "train.params.network.rnn.layers": 1,
+        "train.params.network.rnn.name": "lstm",
+        "train.params.network.rnn.units": 8,
+    }
+    # another task or train config is the base, not a change
+    for groups in (["task=G1AMP"], ["task=HumanoidAMP", "train=HumanoidAMPPPOLowGP"]):
+        assert changed_settings(compose(groups), groups) == {}, groups
+    low_gp = ["train=HumanoidAMPPPOLowGP", "train.params.config.disc_grad_penalty=0.2"]  # its own value: no change
+    assert changed_settings(compose(low_gp), low_gp) == {}
+    # a Trainer given its config only (from Python) compares with its task's defaults
+    t = train_mod.Trainer(compose(BASE + ["max_iterations=2"]), runs_dir="unused")
+    assert t.overrides is None and t.changed_settings() == changed_settings(t.cfg, BASE + ["max_iterations=2"])
+    # composing inside an application's Hydra (train.py's @hydra.main) leaves it as it was
+    with initialize_config_dir(config_dir=train_mod.CFG_DIR, version_base="1.1"):
+        app = GlobalHydra.instance().hydra
+        compose(["task=G1AMP"])
+        assert GlobalHydra.instance().hydra is app
+    assert not GlobalHydra.instance().is_initialized()
 
 
 @pytest.mark.slow

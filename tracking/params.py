@@ -1,9 +1,18 @@
 """Run params and tags from a resolved training config.
 
-Params: the config flattened to dotted keys (``train.params.config.gamma``), plus four short
-top-level params for comparing sweep runs: ``bounds_loss_coef``, ``horizon_length``, ``sigma``
-(the scheme: fixed or learned) and ``seq_len``. Tags: task, simulator backend, device, git
-commit and command line.
+Params are what a person compares runs by, nothing else: the ``seed``, the settings the run
+changed from the defaults of its task and train config (``num_envs``,
+``train.params.config.bounds_loss_coef``, ... keyed by their dotted path, each once: a value that
+only follows another one, such as ``task.env.numEnvs`` from ``num_envs``, is not repeated), and for
+a sweep trial its point in the search space (which wins over a changed setting of the same key).
+Where and under which name the run is recorded (``tracking.*``, ``experiment``) is no param. The
+whole resolved config is the run's ``config.yaml`` artifact.
+
+There are no short twins (``bounds_loss_coef`` beside ``train.params.config.bounds_loss_coef``):
+a sweep's dimensions are its point's own keys, so a short copy would hold the same value twice,
+and a plain run's short copy would be a default it did not change.
+
+Tags: task, simulator backend, device, git commit and command line.
 """
 
 from __future__ import annotations
@@ -16,12 +25,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tracking.store import PROJECT_DIR, redact, strip_credentials
+from tracking.store import PROJECT_DIR, strip_credentials
 
 MAX_PARAM_VALUE = 6000  # MLflow 3.x param value limit
 MAX_KEY = 250
 MAX_TAG_VALUE = 5000
-SHORT_PARAMS = ("bounds_loss_coef", "horizon_length", "sigma", "seq_len")
+#: Settings (and their subtrees) that say where the run is recorded, not what it trained.
+NOT_PARAMS = ("tracking", "experiment")
 _BAD_KEY_CHARS = re.compile(r"[^\w\-. /:]")
 
 
@@ -37,37 +47,23 @@ def clip(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 3] + "..."
 
 
-def flatten(cfg: dict, prefix: str = "") -> dict[str, str]:
-    """``{"a": {"b": 1, "c": [1, 2]}}`` -> ``{"a.b": "1", "a.c": "[1, 2]"}``; values clipped to MLflow's limit."""
-    out: dict[str, str] = {}
-    for k, v in cfg.items():
-        key = _BAD_KEY_CHARS.sub("_", f"{prefix}{k}")[:MAX_KEY]
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = clip(_scalar(v), MAX_PARAM_VALUE)
-    return out
+def _key(k: str) -> str:
+    return _BAD_KEY_CHARS.sub("_", k)[:MAX_KEY]
 
 
-def short_params(config: dict) -> dict[str, str]:
-    """The four sweep dimensions, read from the effective train config."""
-    t = config["train"]["params"]["config"]
-    return {
-        "bounds_loss_coef": str(t.get("bounds_loss_coef")),
-        "horizon_length": str(t.get("horizon_length")),
-        "sigma": str(t.get("sigma_scheme", "fixed")),
-        "seq_len": str(t.get("seq_len", t.get("seq_length"))),
-    }
+def _value(v) -> str:
+    return clip(strip_credentials(_scalar(v)), MAX_PARAM_VALUE)
 
 
-def run_params(config: dict) -> dict[str, str]:
-    """Flattened config plus the short params (which win over a top-level key of the same name,
-    e.g. the command-line ``sigma``, whose short param is the scheme the run used)."""
-    config = dict(config)
-    if isinstance(config.get("tracking"), dict) and config["tracking"].get("uri"):
-        config["tracking"] = dict(config["tracking"], uri=redact(str(config["tracking"]["uri"])))
-    params = {k: strip_credentials(v) for k, v in flatten(config).items()}
-    params.update(short_params(config))
+def run_params(config: dict, changed: dict | None = None, point: dict | None = None) -> dict[str, str]:
+    """``seed`` (of the resolved ``config``), the ``changed`` settings (``{dotted path: value}``,
+    ``isaacgymenvs.utils.hydra_config.changed_settings``) but those in :data:`NOT_PARAMS`, and a
+    sweep trial's ``point`` (its dimensions and seed); values as MLflow strings, credentials stripped."""
+    params = {"seed": _value(config.get("seed"))}
+    for k, v in (changed or {}).items():
+        if k.split(".", 1)[0] not in NOT_PARAMS:
+            params[_key(k)] = _value(v)
+    params.update({_key(k): _value(v) for k, v in (point or {}).items()})
     return params
 
 

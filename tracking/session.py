@@ -104,9 +104,12 @@ class TrackingSession:
         tags: dict | None = None,
         run_name: str | None = None,
         run_id: str | None = None,
+        changed: dict | None = None,
+        point: dict | None = None,
     ) -> None:
-        """Create the run: tags, params (chunked), the resolved config as an artifact.
-        ``run_id``: continue that existing run instead (a retried or restored sweep trial)."""
+        """Create the run: tags, params (``tracking.params.run_params``: the seed, the ``changed``
+        settings, a sweep trial's ``point``), the resolved config (``run_dir/config.yaml``) as an
+        artifact. ``run_id``: continue that existing run instead (a retried or restored sweep trial)."""
         if not self.enabled:
             return
         self.run_dir = Path(run_dir)
@@ -114,7 +117,7 @@ class TrackingSession:
         self.spool = Spool(tdir / "spool.jsonl")
         args = {
             "tags": run_tags(config, device, tags),
-            "params": run_params(config),
+            "params": run_params(config, changed, point),
             "run_name": run_name or self.run_dir.name,
             "run_id": run_id,
         }

@@ -149,9 +149,8 @@ def fake_sweep(
             run_name=f"{name}_trial_{i}",
             tags={"mlflow.parentRunId": parent, "ray_trial_id": f"{name}_{i:05d}", "sweep": name, "task": task},
         ).info.run_id
-        for k, v in DIMS.items():
+        for k, v in {**DIMS, "seed": 42 + i}.items():  # a trial's params: its point and seed
             c.log_param(rid, k, v)
-        c.log_param(rid, "task.name", task)
         c.log_metric(rid, METRIC, value + 1.0, step=1)
         c.log_metric(rid, METRIC, value, step=2)  # the latest value counts
         c.log_metric(rid, "reward/disc", 100.0 - value, step=2)  # a higher disc reward for worse runs: never used
