@@ -23,7 +23,7 @@
    ``sim2sim/v<version>/``, the numbers and the GIF's path to the version's tags (``sim2sim.*``,
    ``sim2sim.video``), and the GIF into the version's description, so its page in the MLflow UI
    shows it. Without an offscreen OpenGL library that is one warning line naming the package; the
-   version stays registered (about a minute on a 2-core CPU machine, mostly software OpenGL).
+   version stays registered (10-80 s on a 2-core CPU machine, mostly software OpenGL).
 4. The alias ``champion`` moves to that version only if its metric is strictly better than the
    champion's (``force=1``: always), and never from a version that stays up to one that falls in
    every evaluation episode (``eval/fall_rate`` 1; such a version is tagged ``untrained``). A
