@@ -87,7 +87,10 @@ def _child_sim2sim(
     except subprocess.TimeoutExpired:
         return None, f"sim2sim took more than {timeout_s:.0f} s"
     if r.returncode == 0:
-        return json.loads(r.stdout), ""
+        try:  # the JSON object is what it prints last (a library may print before it)
+            return json.loads(r.stdout[r.stdout.find("\n{") + 1 if not r.stdout.startswith("{") else 0 :]), ""
+        except ValueError:
+            return None, f"sim2sim printed no JSON result: {r.stdout.strip()[-300:]!r}"
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     last = lines[-1].removeprefix("error: ") if lines else ""
     return None, (last or f"sim2sim exited with {r.returncode}")[:500]
