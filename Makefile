@@ -53,6 +53,13 @@ test: install
 test-fast: install
 	$(VPY) -m pytest tests -m "not slow" -n auto --dist loadfile --durations=10
 
+# Headless Chromium and its driver (Debian's chromium, chromium-driver) for the test that walks the MLflow UI
+# (tests/test_mlflow_ui_walkthrough.py): apt-get installs them as root where they are missing, else nothing;
+# without them that test is skipped with the reason.
+.PHONY: browser-tools
+browser-tools: install
+	$(VPY) -m tests.helpers.browser
+
 # The gate: lint, format, types of the typed core, the import contract (pyproject.toml holds each config).
 check: install
 	$(VENV)/bin/ruff check .

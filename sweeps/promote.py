@@ -17,6 +17,13 @@
    ``<task>-policy`` with tags for the sweep, trial, params, metrics and the check. A version is
    identified by (source run, checkpoint sha256): promoting the same checkpoint again registers
    nothing.
+   A new version is then evaluated as ``sweeps.sim2sim`` evaluates one (its export in the
+   character's evaluation model, MuJoCo C on the CPU, 10 episodes, in a child process): the GIF of
+   whole episodes (until it lasts 10 s) and the numbers go to the version's run under
+   ``sim2sim/v<version>/``, the numbers and the GIF's path to the version's tags (``sim2sim.*``,
+   ``sim2sim.video``), and the GIF into the version's description, so its page in the MLflow UI
+   shows it. Without an offscreen OpenGL library that is one warning line naming the package; the
+   version stays registered (10-80 s on a 2-core CPU machine, mostly software OpenGL).
 4. The alias ``champion`` moves to that version only if its metric is strictly better than the
    champion's (``force=1``: always), and never from a version that stays up to one that falls in
    every evaluation episode (``eval/fall_rate`` 1; such a version is tagged ``untrained``). A
@@ -192,6 +199,7 @@ def promote(
         mv = r.find_version(name, rid, digest)
         registered = mv is None
         check = None
+        evaluation, evaluation_warning = {}, None
         if mv is not None:
             _say(f"{art} of run {rid} is already version {mv.version} of {name}: nothing new registered")
         else:
@@ -243,6 +251,7 @@ def promote(
             )
             mv = r.register(name, out, run, tags, desc)
             _say(f"registered {name} version {mv.version} from {art} of run {rid} ({metric} = {value:.5g})")
+            evaluation, evaluation_warning = _evaluate_version(r, mv, out, Path(tmp))
 
     moved, reason, champ_value = _champion_rule(r, name, alias, mv, metric, mode, value, force)
     champion = r.alias_version(name, alias)
@@ -278,7 +287,44 @@ def promote(
             if check
             else {}
         ),
+        **({"sim2sim": evaluation} if evaluation else {}),
+        **({"sim2sim_warning": evaluation_warning} if evaluation_warning else {}),
     }
+
+
+def _evaluate_version(r, mv, export_dir: Path, tmp: Path) -> tuple[dict, str | None]:
+    """sim2sim of a new version's export (:func:`sweeps.sim2sim.evaluate_export`), logged to the
+    version (``Registry.log_evaluation``: its run's artifacts, its tags, the GIF in its description).
+    Returns (its numbers and the GIF's artifact path, a warning or None); never raises."""
+    from sweeps.sim2sim import evaluate_export
+    from tracking import TrackingError
+    from tracking.registry import SIM2SIM_NUMBERS
+
+    gif = tmp / f"sim2sim_v{mv.version}.gif"
+    _say(f"sim2sim of version {mv.version} in its evaluation model, with a GIF of its episodes ...")
+    res, why = evaluate_export(export_dir, gif)
+    out: dict = {}
+    if res is not None:
+        res.pop("video", None)  # the temporary file: the logged artifact remains
+        res["policy"] = f"models:/{mv.name}/{mv.version}"
+        if why is None:
+            res["video_artifact"] = f"sim2sim/v{mv.version}/{gif.name}"
+        try:
+            r.log_evaluation(mv, res, [gif] if why is None else [])
+            out = {k: res[k] for k in (*SIM2SIM_NUMBERS, "video_artifact", "video_s") if k in res}
+        except TrackingError as e:
+            why = f"the store did not take its evaluation ({str(e).splitlines()[0][:200]})"
+    if why:
+        _say(
+            f"warning: no GIF of version {mv.version} ({why}); the version is registered; render it later with "
+            f"MUJOCO_GL=egl python -m sweeps.sim2sim policy=models:/{mv.name}/{mv.version}"
+        )
+    elif out:
+        _say(
+            f"sim2sim of version {mv.version}: fall_rate {out['fall_rate']:.3g}, score {out['score']:.3g}; "
+            f"its GIF ({out['video_s']:g} s) is on the version's page"
+        )
+    return out, why
 
 
 def _champion_rule(r, name, alias, mv, metric, mode, value, force) -> tuple[bool, str, float | None]:

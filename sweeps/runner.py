@@ -370,6 +370,9 @@ def _run_locked(spec, combos, uri, storage, exp_dir, state_file, state, t0, verb
     result = _summarize(spec, grid, uri, parent, exp_dir, time.monotonic() - t0)
     if not result.get("interrupted"):
         _sync_pending(spec, storage, uri)  # trials that ended during an outage: their spools and runs
+        from sweeps.sim2sim import best_trial_videos
+
+        result["videos"] = best_trial_videos(spec, result, uri)  # GPU sweeps only (its docstring says why)
     return result
 
 
@@ -635,8 +638,11 @@ def _summarize(spec, grid, uri, parent, exp_dir, wall_s) -> dict:
 
 
 def _description(spec: dict, report: str) -> str:
-    """The parent run's description (MLflow shows it on the run page): the sweep's summary."""
+    """The parent run's description (MLflow shows it on the run page): the sweep's summary, its
+    best configuration first (the run page shows a description's first lines until "Show more")."""
     from tracking.params import MAX_TAG_VALUE
 
-    text = f"Sweep **{spec['name']}** ({spec['metric']}, {spec['mode']}).\n\n```\n{report}\n```"
+    best = next((line for line in report.splitlines() if line.startswith("best configuration:")), "")
+    best = f" **Best configuration**{best.split('; its best seed')[0][len('best configuration') :]}." if best else ""
+    text = f"Sweep **{spec['name']}** ({spec['metric']}, {spec['mode']}).{best}\n\n```\n{report}\n```"
     return text[:MAX_TAG_VALUE]

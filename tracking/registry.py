@@ -9,7 +9,9 @@
   run (the version's run), identified by the tags ``source_run_id`` + ``checkpoint_sha256``;
 * the alias ``champion`` and the rule that moves it;
 * for sim2sim: ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` resolved and downloaded, and the
-  evaluation (JSON, video) logged back to the version's run.
+  evaluation (JSON, video) logged back to the version's run; the video's artifact path becomes the
+  version's tag ``sim2sim.video`` and an image in its description, so the version's page in the
+  MLflow UI shows it (a trial run's evaluation: the same on the run, :meth:`Registry.log_run_evaluation`).
 
 Every request goes through :class:`tracking.mlflow_tracker.MlflowTracker` (bounded retries and
 timeouts; an unreachable store is a :class:`TrackingUnavailableError` naming the URI). What the
@@ -27,6 +29,7 @@ import warnings
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import quote
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -45,6 +48,12 @@ CHECKPOINTS = (
 )  # what tracking.session uploads, in order of preference
 NOT_COMPARABLE = ("disc/", "reward/")
 MODEL_CODE = Path(__file__).with_name("pyfunc_policy.py")
+#: The tag (of a model version, or of a trial run) that names the artifact path of its evaluation video
+VIDEO_TAG = "sim2sim.video"
+#: How the description line that shows the evaluation video begins (replaced by the next one)
+VIDEO_IMAGE = "![sim2sim"
+#: The sim2sim numbers that become tags
+SIM2SIM_NUMBERS = ("fall_rate", "survival", "motion_nn_dist", "score", "mean_episode_length", "episodes")
 
 
 class RegistryError(TrackingError):
@@ -79,6 +88,22 @@ def sha256(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def artifact_link(run_id: str, path: str) -> str:
+    """The address of a run's artifact as the MLflow UI fetches it, relative to the UI's own address
+    (``get-artifact?path=...&run_uuid=...``): in a description it works behind any host, port or
+    static prefix, and the server checks the viewer's credentials as it does for the UI."""
+    return f"get-artifact?path={quote(path, safe='')}&run_uuid={quote(run_id, safe='')}"
+
+
+def with_video(description: str | None, run_id: str, path: str, caption: str) -> str:
+    """``description`` (markdown, as the MLflow UI renders it) ending with an image of the run's
+    artifact ``path``; an earlier evaluation's image line is replaced, the rest kept."""
+    kept = [line for line in (description or "").splitlines() if not line.startswith(VIDEO_IMAGE)]
+    text = "\n".join(kept).rstrip()
+    image = f"{VIDEO_IMAGE}: {caption}]({artifact_link(run_id, path)})"
+    return f"{text}\n\n{image}" if text else image
 
 
 def parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
@@ -210,11 +235,12 @@ class Registry:
         scored.sort(key=lambda vr: vr[0], reverse=(mode == "max"))
         return scored
 
-    def download_checkpoint(self, run, dst) -> tuple[Path, str]:
-        """The run's best checkpoint artifact, else its latest: (local path, artifact path)."""
+    def download_checkpoint(self, run, dst, artifacts=CHECKPOINTS) -> tuple[Path, str]:
+        """The first of ``artifacts`` the run has (default: its best checkpoint, else its latest):
+        (local path, artifact path)."""
         rid = run.info.run_id
         present = {f.path for f in self._call(self.client.list_artifacts, rid, "checkpoints")}
-        for art in CHECKPOINTS:
+        for art in artifacts:
             if art in present:
                 with _quiet():
                     local = self._call(
@@ -222,7 +248,7 @@ class Registry:
                     )
                 return Path(local), art
         raise MissingCheckpointError(
-            f"run {rid} ({run.info.run_name}) has no checkpoint artifact ({' or '.join(CHECKPOINTS)}); it was trained with "
+            f"run {rid} ({run.info.run_name}) has no checkpoint artifact ({' or '.join(artifacts)}); it was trained with "
             "tracking off, stopped before its first checkpoint, or its upload failed (python -m tracking sync runs/<run>)"
         )
 
@@ -373,27 +399,62 @@ class Registry:
             )
         return policy
 
-    def log_evaluation(self, mv, result: dict, files=()) -> str | None:
-        """Log a sim2sim result (JSON and files, e.g. the video) to the version's run under
-        ``sim2sim/v<version>/`` and its numbers as tags of the version; returns the run id."""
+    def _log_result(self, run_id: str, art: str, result: dict, files) -> str | None:
+        """``result`` as ``<art>/sim2sim.json`` and ``files`` into ``<art>/`` of the run; the video's
+        artifact path (the first ``.gif`` of ``files``), or None."""
         import tempfile
 
-        prefix = "sim2sim."
-        tags = {
-            prefix + k: str(result[k])
-            for k in ("fall_rate", "survival", "motion_nn_dist", "score", "mean_episode_length", "episodes")
-            if k in result
-        }
-        tags[prefix + "time"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        for k, v in tags.items():
-            self._call(self.client.set_model_version_tag, mv.name, str(mv.version), k, v)
-        if not mv.run_id:
-            return None
-        art = f"sim2sim/v{mv.version}"
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "sim2sim.json"
             out.write_text(json.dumps(result, indent=2))
-            self._call(self.client.log_artifact, mv.run_id, str(out), art, timeout_s=self.t.artifact_timeout_s)
+            self._call(self.client.log_artifact, run_id, str(out), art, timeout_s=self.t.artifact_timeout_s)
+        video = None
         for f in files:
-            self._call(self.client.log_artifact, mv.run_id, str(f), art, timeout_s=self.t.artifact_timeout_s)
-        return mv.run_id
+            self._call(self.client.log_artifact, run_id, str(f), art, timeout_s=self.t.artifact_timeout_s)
+            if video is None and Path(f).suffix.lower() == ".gif":
+                video = f"{art}/{Path(f).name}"
+        return video
+
+    @staticmethod
+    def _number_tags(result: dict) -> dict:
+        prefix = "sim2sim."
+        tags = {prefix + k: str(result[k]) for k in SIM2SIM_NUMBERS if k in result}
+        tags[prefix + "time"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        return tags
+
+    def log_evaluation(self, mv, result: dict, files=()) -> str | None:
+        """Log a sim2sim result (JSON and files, e.g. the video) to the version's run under
+        ``sim2sim/v<version>/`` and its numbers as tags of the version; a GIF among ``files`` becomes
+        the version's tag ``sim2sim.video`` (its artifact path in the run) and the image that ends the
+        version's description. Returns the run id (None: a version without a run, tags only)."""
+        tags = self._number_tags(result)
+        video = self._log_result(mv.run_id, f"sim2sim/v{mv.version}", result, files) if mv.run_id else None
+        if video:
+            tags[VIDEO_TAG] = video
+        for k, v in tags.items():
+            self._call(self.client.set_model_version_tag, mv.name, str(mv.version), k, v)
+        if video:
+            current = self._call(self.client.get_model_version, mv.name, str(mv.version))
+            caption = f"version {mv.version} in {result.get('mjcf') or 'its evaluation model'}"
+            self._call(
+                self.client.update_model_version,
+                mv.name,
+                str(mv.version),
+                with_video(current.description, mv.run_id, video, caption),
+            )
+        return mv.run_id or None
+
+    def log_run_evaluation(self, run_id: str, result: dict, files=(), art: str = "sim2sim/latest") -> str | None:
+        """A sim2sim result of a run's own checkpoint (the end of a GPU sweep): JSON and files under
+        ``art``, its numbers as run tags; a GIF among ``files`` becomes the run's tag ``sim2sim.video``
+        and the image that ends the run's description. Returns the video's artifact path, or None."""
+        video = self._log_result(run_id, art, result, files)
+        tags = self._number_tags(result)
+        if video:
+            tags[VIDEO_TAG] = video
+            run = self._call(self.client.get_run, run_id)
+            note = run.data.tags.get("mlflow.note.content")
+            tags["mlflow.note.content"] = with_video(note, run_id, video, f"{run.info.run_name or run_id}, {art}")
+        for k, v in tags.items():
+            self._call(self.client.set_tag, run_id, k, v)
+        return video

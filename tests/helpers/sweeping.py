@@ -25,8 +25,10 @@ METRIC = "eval/motion_nn_dist"
 DIMS = {"train.params.config.bounds_loss_coef": 10, "sigma": "fixed"}
 
 
-def tiny_spec(name: str, epochs: int, points: list[dict], **kw) -> dict:
-    base = space.load("lstm_cpu")
+def tiny_spec(name: str, epochs: int, points: list[dict], base: str = "lstm_cpu", **kw) -> dict:
+    """A sweep of ``points`` (one seed each unless ``seeds=``), ``epochs`` each, on ``base``'s
+    overrides (``lstm_cpu``: the LSTM policy; ``default``: the MLP policy, which export takes)."""
+    base = space.load(base)
     spec = {k: base[k] for k in ("metric", "mode", "overrides", "resources")}
     spec["overrides"] = [o for o in base["overrides"] if not o.startswith("max_iterations=")] + [
         f"max_iterations={epochs}"
@@ -74,7 +76,8 @@ def env_for(extra: dict | None = None) -> dict:
     return env
 
 
-def sweep_cmd(tmp_path: Path, spec: dict, server: Server, *args) -> list[str]:
+def sweep_cmd(tmp_path: Path, spec: dict, server: Server | None, *args) -> list[str]:
+    """``python -m sweeps FILE`` tracked on ``server`` (None: the embedded store, as ``make sweep``)."""
     f = tmp_path / f"{spec['name']}.yaml"
     f.write_text(yaml.safe_dump(spec, sort_keys=False))
     return [
@@ -84,8 +87,7 @@ def sweep_cmd(tmp_path: Path, spec: dict, server: Server, *args) -> list[str]:
         str(f),
         "--storage",
         str(tmp_path / "out"),
-        "--tracking-uri",
-        server.url,
+        *(["--tracking-uri", server.url] if server is not None else []),
         *args,
     ]
 
