@@ -65,12 +65,16 @@ def make_renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Rend
         ) from e
 
 
-def follow_camera(model: mujoco.MjModel, camera: str = "side"):
-    """The model's camera ``camera`` if it has one (its name), else a camera tracking the root body
-    from the side (an ``MjvCamera``: 3 m away, looking along +y, 15 degrees down)."""
+def follow_camera(model: mujoco.MjModel, camera: str = "side", cam: mujoco.MjvCamera | None = None) -> mujoco.MjvCamera:
+    """``cam`` (a new ``MjvCamera`` by default) set to follow the character: the model's camera
+    ``camera`` if it has one (the AMP humanoid's "side" camera tracks its centre of mass), else a
+    camera tracking the root body from the side (3 m away, looking along +y, 15 degrees down).
+    The GIFs and the on-screen viewer (isaacgymenvs.viewer) both see the character through it."""
+    cam = mujoco.MjvCamera() if cam is None else cam
     if camera in [model.camera(i).name for i in range(model.ncam)]:
-        return camera
-    cam = mujoco.MjvCamera()
+        cam.type = mujoco.mjtCamera.mjCAMERA_FIXED
+        cam.fixedcamid = model.camera(camera).id
+        return cam
     cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
     cam.trackbodyid = 1  # the root (free-joint) body: its subtree com is the character's
     cam.distance, cam.azimuth, cam.elevation = 3.0, 90.0, -15.0

@@ -8,7 +8,7 @@ thread pool; the Warp backend's state is on the GPU). :meth:`LiveViewer.close` w
 viewer's thread to end before the process goes on to exit (a window torn down during interpreter
 shutdown crashed the process in 3 of 4 runs).
 
-May import: mujoco, numpy. Used by isaacgymenvs.train.
+May import: mujoco, numpy, isaacgymenvs.video (its following camera). Used by isaacgymenvs.train.
 """
 
 from __future__ import annotations
@@ -21,21 +21,14 @@ import time
 import mujoco
 import numpy as np
 
-#: The following camera: distance (m), azimuth and elevation (degrees) around the root body.
-FOLLOW = (4.0, 90.0, -15.0)
+from isaacgymenvs.video import follow_camera
+
 #: Longest wait for the viewer's thread to end at close (seconds).
 CLOSE_TIMEOUT_S = 5.0
 
 
 def display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform == "darwin"
-
-
-def follow(cam, body_id: int = 1) -> None:
-    """Point ``cam`` (an ``MjvCamera``) at ``body_id`` (1: the root body) and track it."""
-    cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
-    cam.trackbodyid = body_id
-    cam.distance, cam.azimuth, cam.elevation = FOLLOW
 
 
 class LiveViewer:
@@ -56,7 +49,7 @@ class LiveViewer:
         # the interpreter's shutdown would kill that thread in the middle of it
         self._threads = [t for t in threading.enumerate() if t not in before]
         with self.handle.lock():
-            follow(self.handle.cam)
+            follow_camera(model, cam=self.handle.cam)
         self._next = time.perf_counter()
 
     @property

@@ -48,7 +48,9 @@ def camera_check(name: str) -> dict:
     start = mask((0.0, 0.0), rec.camera)
     shifts = ((5.0, 0.0), (0.0, 5.0), (-3.0, 2.0))
     return {
-        "camera": rec.camera if isinstance(rec.camera, str) else f"tracking body {rec.camera.trackbodyid}",
+        "camera": m.camera(rec.camera.fixedcamid).name
+        if rec.camera.type == mujoco.mjtCamera.mjCAMERA_FIXED
+        else f"tracking body {rec.camera.trackbodyid}",
         "pixels": int(start.sum()),
         "same_pixels_moved": [bool(np.array_equal(mask(s, rec.camera), start)) for s in shifts],
         "fixed_pixels": [int(mask(s, fixed).sum()) for s in ((0.0, 0.0), (5.0, 0.0))],

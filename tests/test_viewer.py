@@ -60,8 +60,9 @@ def test_shows_the_given_pose_in_its_own_data_and_follows_the_root(humanoid):
     handles: list[FakeHandle] = []
     v = live.LiveViewer(model, 0.0, launch=_launch(handles))
     h = handles[0]
-    assert h.cam.type == mujoco.mjtCamera.mjCAMERA_TRACKING and h.cam.trackbodyid == 1
-    assert (h.cam.distance, h.cam.azimuth, h.cam.elevation) == live.FOLLOW
+    # the humanoid's own "side" camera, which tracks its centre of mass (as in the GIFs)
+    assert h.cam.type == mujoco.mjtCamera.mjCAMERA_FIXED and h.cam.fixedcamid == model.camera("side").id
+    assert model.cam_mode[model.camera("side").id] == mujoco.mjtCamLight.mjCAMLIGHT_TRACKCOM
     qpos = model.qpos0.copy()
     qpos[:3] = [1.5, -2.0, 0.9]
     qpos[3:7] = [np.cos(0.25), 0.0, 0.0, np.sin(0.25)]  # 0.5 rad about z
