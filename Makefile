@@ -56,9 +56,13 @@ test-fast: install
 # Headless Chromium and its driver (Debian's chromium, chromium-driver) for the test that walks the MLflow UI
 # (tests/test_mlflow_ui_walkthrough.py): apt-get installs them as root where they are missing, else nothing;
 # without them that test is skipped with the reason.
-.PHONY: browser-tools
+.PHONY: browser-tools viewer-tools
 browser-tools: install
 	$(VPY) -m tests.helpers.browser
+
+# A virtual display for the on-screen viewer's test (tests/test_viewer.py; Debian's xvfb, apt-get as root).
+viewer-tools:
+	command -v xvfb-run >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb xauth)
 
 # The gate: lint, format, types of the typed core, the import contract (pyproject.toml holds each config).
 check: install
