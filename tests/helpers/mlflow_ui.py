@@ -136,7 +136,7 @@ class MlflowUi:
         return [c.get_attribute("textContent").strip() for c in cells]
 
     def show_columns(self, labels: list[str], hide: list[str] = ()) -> None:
-        """The Columns menu: tick ``labels`` (metrics, params by their short names) and untick ``hide``."""
+        """The Columns menu: tick ``labels`` (metrics, and params by their keys) and untick ``hide``."""
         self.click(self.by_text("Columns", "button", clickable=True))
         for label in [*hide, *labels]:
             self.click(
@@ -226,7 +226,14 @@ def take_screenshots(
     ui.open_experiment(experiment, parent_run)
     ui.expand(parent_run, trials)
     ui.show_columns(
-        ["eval/score", "eval/fall_rate", "bounds_loss_coef", "horizon_length", "sigma"], hide=["Dataset", "Source"]
+        [
+            "eval/score",
+            "eval/fall_rate",
+            "train.params.config.bounds_loss_coef",
+            "train.params.config.horizon_length",
+            "sigma",
+        ],
+        hide=["Dataset", "Source"],
     )
     ui.toggle_sidebar()
     ui.fit_run_names()
