@@ -34,7 +34,10 @@ def _tree_size(pid: int) -> int:
     return seen
 
 
-def test_the_ui_prints_its_url_when_it_answers_and_stops_whole(tmp_path):
+@pytest.mark.parametrize("stop", ["ctrl_c", "sigterm"])
+def test_the_ui_prints_its_url_when_it_answers_and_stops_whole(tmp_path, stop):
+    """Ctrl+C reaches the whole process group; SIGTERM (kill, a service manager) only the launcher,
+    which must take its server down with it."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PYTHONPATH"] = str(REPO)
@@ -52,7 +55,10 @@ def test_the_ui_prints_its_url_when_it_answers_and_stops_whole(tmp_path):
         # the launcher, its server and one worker (no job runner, no worker pool): a handful, not 17
         assert _tree_size(p.pid) <= 4, _tree_size(p.pid)
     finally:
-        os.killpg(p.pid, signal.SIGINT)
+        if stop == "ctrl_c":
+            os.killpg(p.pid, signal.SIGINT)
+        else:
+            os.kill(p.pid, signal.SIGTERM)
         p.wait(timeout=30)
     time.sleep(1)
     with pytest.raises(requests.RequestException):

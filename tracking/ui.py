@@ -5,7 +5,7 @@
 One ``mlflow server`` worker on 127.0.0.1 and no job-runner processes (``--workers 1``,
 ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``: the GenAI job runner is of no use to training runs),
 serving ``<dir>/mlflow.db`` with artifacts in ``<dir>/artifacts``. The URL is printed when the
-server answers ``/health``, not before; Ctrl+C stops it.
+server answers ``/health``, not before; Ctrl+C, SIGTERM or SIGHUP stops it and its server.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ def serve(folder: Path, port: int, host: str = "127.0.0.1") -> int:
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
     url = f"http://{host}:{port}"
+
+    def _stop(signum, frame):  # kill or a service manager (SIGTERM, SIGHUP): stop the server too
+        raise SystemExit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
