@@ -34,16 +34,19 @@ def _tree_size(pid: int) -> int:
     return seen
 
 
-@pytest.mark.parametrize("stop", ["ctrl_c", "sigterm"])
+@pytest.mark.parametrize("stop", ["ctrl_c", "ctrl_c_inherited_ignored", "sigterm"])
 def test_the_ui_prints_its_url_when_it_answers_and_stops_whole(tmp_path, stop):
     """Ctrl+C reaches the whole process group; SIGTERM (kill, a service manager) only the launcher,
-    which must take its server down with it."""
+    which must take its server down with it. A launcher whose parent ignored SIGINT (a background
+    job, nohup, a process that set it so) inherits that, and still stops on Ctrl+C."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PYTHONPATH"] = str(REPO)
     p = subprocess.Popen([sys.executable, "-m", "tracking", "ui", "--dir", str(tmp_path / "store"), "--port", str(port)],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                         start_new_session=True)  # fmt: skip
+                         start_new_session=True,
+                         preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+                         if stop == "ctrl_c_inherited_ignored" else None)  # fmt: skip
     try:
         deadline, line = time.monotonic() + 120, ""
         while time.monotonic() < deadline and "MLflow UI:" not in line:
@@ -55,7 +58,7 @@ def test_the_ui_prints_its_url_when_it_answers_and_stops_whole(tmp_path, stop):
         # the launcher, its server and one worker (no job runner, no worker pool): a handful, not 17
         assert _tree_size(p.pid) <= 4, _tree_size(p.pid)
     finally:
-        if stop == "ctrl_c":
+        if stop.startswith("ctrl_c"):
             os.killpg(p.pid, signal.SIGINT)
         else:
             os.kill(p.pid, signal.SIGTERM)

@@ -34,10 +34,12 @@ def serve(folder: Path, port: int, host: str = "127.0.0.1") -> int:
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
     url = f"http://{host}:{port}"
 
-    def _stop(signum, frame):  # kill or a service manager (SIGTERM, SIGHUP): stop the server too
+    def _stop(signum, frame):  # Ctrl+C, kill or a service manager: stop the server too
         raise SystemExit(0)
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # set, not inherited: a process started in the background (``make mlflow-ui &``, nohup) inherits
+    # SIGINT ignored, and Python then raises no KeyboardInterrupt for it
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _stop)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
