@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import socket
 import statistics
 import subprocess
@@ -123,13 +122,9 @@ def _start_server(root: Path):
 
 
 def _stop(p) -> None:
-    if p.poll() is None:
-        os.killpg(p.pid, signal.SIGTERM)
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(timeout=15)
+    from tracking.ui import stop_group
+
+    stop_group(p)
 
 
 def _ms(xs):
