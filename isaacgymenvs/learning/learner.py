@@ -4,16 +4,18 @@ The learner (PPO + the AMP discriminator) is built on rl_games behind one adapte
 (:mod:`isaacgymenvs.learning.rl_games_adapter`, the only package that imports rl_games). Everything
 else — the entry point, the sweeps, export and promotion — talks to it through :class:`Learner`
 and reads checkpoints through :func:`load_checkpoint_file`, so replacing rl_games means writing
-one adapter. Imports: torch only.
+one adapter. Imports: torch only, and that when a checkpoint is read (a sweep's driver, which
+ranks trials and checks configs with this module, never loads torch).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 #: Hyperparameters a running learner takes a new value of (PBT's mutations), by their config key
 #: under ``train.params.config``. Everything else fixes the shape of the rollout or the network.
@@ -82,6 +84,8 @@ class Learner(Protocol):
 
 def load_checkpoint_file(path: Path | str) -> dict[str, Any]:
     """A checkpoint's contents (on the CPU), or :class:`CheckpointError` naming what is wrong."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
