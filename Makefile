@@ -97,10 +97,11 @@ mlflow-ui: install
 # <task>-policy, and move the alias `champion` to it only if it beats the current champion (FORCE=1: always).
 METRIC ?=
 FORCE  ?=
+VIDEO  ?=
 .PHONY: promote
 promote: install
 	$(VPY) -m sweeps.promote sweep=$(SWEEP) $(if $(METRIC),metric=$(METRIC)) $(if $(filter 1 yes true,$(FORCE)),force=1) \
-	  $(if $(STORAGE),storage=$(STORAGE))
+	  $(if $(STORAGE),storage=$(STORAGE)) $(if $(filter 0 no false,$(VIDEO)),video=0)
 
 # --- Docker (docker/README.md; README: "Running on a GPU server / a cluster") ---------------------
 # warmup-aot: `make warmup` without a GPU (the image build): record the task's MuJoCo Warp kernels on

@@ -1,7 +1,7 @@
 """Promote the best trial of a sweep to the MLflow model registry (``make promote``).
 
     python -m sweeps.promote [sweep=default] [metric=eval/motion_nn_dist] [mode=min|max] [force=1]
-                             [storage=sweeps_out] [uri=TRACKING_URI]
+                             [storage=sweeps_out] [uri=TRACKING_URI] [video=0]
 
 1. The sweep: ``<storage>/<sweep>/sweep.json`` (written by ``make sweep``) names its MLflow parent run,
    tracking URI, experiment, metric and mode. Everything else comes from MLflow, so trials that ran
@@ -23,7 +23,8 @@
    ``sim2sim/v<version>/``, the numbers and the GIF's path to the version's tags (``sim2sim.*``,
    ``sim2sim.video``), and the GIF into the version's description, so its page in the MLflow UI
    shows it. Without an offscreen OpenGL library that is one warning line naming the package; the
-   version stays registered (10-80 s on a 2-core CPU machine, mostly software OpenGL).
+   version stays registered (10-80 s on a 2-core CPU machine, mostly software OpenGL; ``video=0``:
+   the numbers without the GIF).
 4. The alias ``champion`` moves to that version only if its metric is strictly better than the
    champion's (``force=1``: always), and never from a version that stays up to one that falls in
    every evaluation episode (``eval/fall_rate`` 1; such a version is tagged ``untrained``). A
@@ -44,7 +45,7 @@ from isaacgymenvs.utils.cli import parse_kv, run_json
 
 USAGE = (
     "usage: python -m sweeps.promote [sweep=NAME] [metric=eval/...] [mode=min|max] [force=1] "
-    "[storage=DIR] [uri=TRACKING_URI]"
+    "[storage=DIR] [uri=TRACKING_URI] [video=0]"
 )
 DEFAULT_STORAGE = Path(__file__).resolve().parents[1] / "sweeps_out"
 
@@ -144,6 +145,7 @@ def promote(
     storage=None,
     uri: str | None = None,
     alias: str | None = None,
+    video: bool = True,
 ) -> dict:
     from tracking import registry as reg
     from tracking.store import redact, ui_url
@@ -251,7 +253,7 @@ def promote(
             )
             mv = r.register(name, out, run, tags, desc)
             _say(f"registered {name} version {mv.version} from {art} of run {rid} ({metric} = {value:.5g})")
-            evaluation, evaluation_warning = _evaluate_version(r, mv, out, Path(tmp))
+            evaluation, evaluation_warning = _evaluate_version(r, mv, out, Path(tmp), video)
 
     moved, reason, champ_value = _champion_rule(r, name, alias, mv, metric, mode, value, force)
     champion = r.alias_version(name, alias)
@@ -292,25 +294,28 @@ def promote(
     }
 
 
-def _evaluate_version(r, mv, export_dir: Path, tmp: Path) -> tuple[dict, str | None]:
+def _evaluate_version(r, mv, export_dir: Path, tmp: Path, video: bool = True) -> tuple[dict, str | None]:
     """sim2sim of a new version's export (:func:`sweeps.sim2sim.evaluate_export`), logged to the
-    version (``Registry.log_evaluation``: its run's artifacts, its tags, the GIF in its description).
-    Returns (its numbers and the GIF's artifact path, a warning or None); never raises."""
+    version (``Registry.log_evaluation``: its run's artifacts, its tags, the GIF in its description;
+    ``video`` False: the numbers only). Returns (its numbers and the GIF's artifact path, a warning
+    or None); never raises."""
     from sweeps.sim2sim import evaluate_export
     from tracking import TrackingError
     from tracking.registry import SIM2SIM_NUMBERS
 
-    gif = tmp / f"sim2sim_v{mv.version}.gif"
-    _say(f"sim2sim of version {mv.version} in its evaluation model, with a GIF of its episodes ...")
+    gif = tmp / f"sim2sim_v{mv.version}.gif" if video else None
+    _say(
+        f"sim2sim of version {mv.version} in its evaluation model{', with a GIF of its episodes' if video else ''} ..."
+    )
     res, why = evaluate_export(export_dir, gif)
     out: dict = {}
     if res is not None:
         res.pop("video", None)  # the temporary file: the logged artifact remains
         res["policy"] = f"models:/{mv.name}/{mv.version}"
-        if why is None:
+        if why is None and gif is not None:
             res["video_artifact"] = f"sim2sim/v{mv.version}/{gif.name}"
         try:
-            r.log_evaluation(mv, res, [gif] if why is None else [])
+            r.log_evaluation(mv, res, [gif] if why is None and gif is not None else [])
             out = {k: res[k] for k in (*SIM2SIM_NUMBERS, "video_artifact", "video_s") if k in res}
         except TrackingError as e:
             why = f"the store did not take its evaluation ({str(e).splitlines()[0][:200]})"
@@ -321,8 +326,12 @@ def _evaluate_version(r, mv, export_dir: Path, tmp: Path) -> tuple[dict, str | N
         )
     elif out:
         _say(
-            f"sim2sim of version {mv.version}: fall_rate {out['fall_rate']:.3g}, score {out['score']:.3g}; "
-            f"its GIF ({out['video_s']:g} s) is on the version's page"
+            f"sim2sim of version {mv.version}: fall_rate {out['fall_rate']:.3g}, score {out['score']:.3g}"
+            + (
+                f"; its GIF ({out['video_s']:g} s) is on the version's page"
+                if "video_artifact" in out
+                else "; no GIF (video=0)"
+            )
         )
     return out, why
 
@@ -378,7 +387,7 @@ def _champion_rule(r, name, alias, mv, metric, mode, value, force) -> tuple[bool
 
 def main(argv=None) -> int:
     args = parse_kv(
-        sys.argv[1:] if argv is None else argv, {"sweep", "metric", "mode", "force", "storage", "uri"}, set()
+        sys.argv[1:] if argv is None else argv, {"sweep", "metric", "mode", "force", "storage", "uri", "video"}, set()
     )
     if args is None:
         print(USAGE, file=sys.stderr)
@@ -395,6 +404,7 @@ def main(argv=None) -> int:
             _flag(args.get("force", "")),
             args.get("storage") or None,
             args.get("uri") or None,
+            video=args.get("video", "1").lower() not in ("0", "no", "false"),
         ),
         (PromoteError, TrackingError, ExportError, CheckpointError, FileNotFoundError),
     )

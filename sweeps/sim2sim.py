@@ -102,11 +102,15 @@ def evaluate_export(
     """:func:`isaacgymenvs.sim2sim.run` of an export folder in the character's evaluation model, in a
     child process that renders ``gif`` with the offscreen OpenGL backend
     :func:`isaacgymenvs.video.offscreen_gl` picks (``MUJOCO_GL`` is read when mujoco is imported,
-    and a failed OpenGL context can abort a process: the caller's is never at risk).
+    and a failed OpenGL context can abort a process: the caller's is never at risk). ``gif=None``:
+    the numbers only, nothing rendered (``make promote VIDEO=0``).
 
     Returns ``(result, None)``; ``(result without a video, why)`` when it cannot render (no
     display and no offscreen library: ``why`` names the package); ``(None, why)`` when the
     evaluation itself failed."""
+    if gif is None:
+        res, err = _child_sim2sim(policy_dir, None, episodes, seed, None, timeout_s)
+        return res, (None if res is not None else err)
     from isaacgymenvs.video import RENDER_ERROR, offscreen_gl
 
     gl, why = offscreen_gl()

@@ -19,8 +19,9 @@ import pytest
 import torch
 
 from isaacgymenvs.export import export
-from sweeps.promote import PromoteError, promote
+from sweeps.promote import PromoteError
 from sweeps.promote import main as promote_main
+from sweeps.promote import promote as promote_with_gif
 from tests.helpers.mlflow_server import Server, free_port, module_server  # the real `mlflow server` on 127.0.0.1
 from tests.helpers.sweeping import METRIC, fake_sweep
 
@@ -31,6 +32,12 @@ MODEL = "HumanoidAMP-policy"
 
 
 server = module_server("promote_mlflow")
+
+
+def promote(*args, **kwargs):
+    """``promote`` without the GIF: tests/test_promote_video.py tests the GIF; here the sim2sim numbers
+    suffice (the GIF costs 40-80 s a version on a 2-core machine)."""
+    return promote_with_gif(*args, video=False, **kwargs)
 
 
 @pytest.fixture(autouse=True)
@@ -104,6 +111,10 @@ def test_promote_registers_once_and_moves_champion_only_when_better(server, stor
     model_id = v1["source"].rsplit("/", 1)[-1]  # models:/<LoggedModel id>, stored under the server's artifact root
     files = {p.name for p in (server.root / "artifacts").rglob(f"{model_id}/artifacts/artifacts/policy/*")}
     assert files == {"policy.onnx", "policy.json", "obs_norm.npz", "policy.pt"}
+    # video=0: the sim2sim numbers on the version, no GIF
+    assert set(res["sim2sim"]) >= {"fall_rate", "score"} and "video_artifact" not in res["sim2sim"]
+    assert "sim2sim.fall_rate" in t and "sim2sim.video" not in t and "no GIF (video=0)" in capsys.readouterr().err
+    assert set(server.artifacts(s1["runs"][0], "sim2sim/v1")) == {"sim2sim/v1/sim2sim.json"}
 
     again = promote("s1", storage=storage)  # the same checkpoint of the same run: nothing new
     assert not again["registered"] and again["version"] == 1 and not again["alias_moved"]

@@ -138,7 +138,7 @@ def test_diverged_trials_end_failed_with_their_reasons_and_are_never_promoted(tm
 
     from sweeps.promote import promote
 
-    out = promote("diverge", storage=tmp_path / "out")
+    out = promote("diverge", storage=tmp_path / "out", video=False)
     assert out["source_run_id"] == by["10"]["info"]["run_id"]
 
 
