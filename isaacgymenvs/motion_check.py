@@ -212,6 +212,8 @@ def _physics_checks(clip, task: str, args) -> dict:
     from isaacgymenvs.task_registry import task_control_dt, task_model
 
     model = task_model(task)
+    if getattr(args, "timestep", None):  # the one-step check at another physics timestep
+        model.opt.timestep = float(args.timestep)
     return check_clip(
         clip,
         model,
@@ -363,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("rolling_min", "none"),
         default="rolling_min",
         help="ground correction of the reference states stepped in the simulator (training's default)",
+    )
+    c.add_argument(
+        "--timestep",
+        type=float,
+        help="physics timestep (s) of the one-step simulation (default: the task's, task.sim.mujoco_timestep)",
     )
     c.add_argument("--fps", type=float, help="G1 CSV: frame rate, when the file is not in the motion manifest")
     c.add_argument("--ground-tol", type=float, default=0.02, help="G1 CSV: largest allowed foot depth below z = 0 (m)")

@@ -243,6 +243,16 @@ def test_cli_check_fails_over_tolerance(capsys, clip_path):
     assert code == 1 and not res["ok"]
 
 
+def test_cli_check_at_another_timestep(capsys, clip_path):
+    """--timestep: the one-step check of the run clip at the default 1/180 s passes (16 rad/s, measured),
+    at 1/90 s (3 physics steps per control step) the ankles reach 44 rad/s past the 30 rad/s bound."""
+    code, res, _ = run_cli(capsys, "check", clip_path("run"), "--timestep", "0.0111111")
+    assert code == 1 and not res["step"]["ok"] and res["step"]["max"] > 40
+    assert "ankle" in res["step"]["joint"] and res["step"]["control_dt_s"] == pytest.approx(1 / 30, abs=1e-5)
+    code, res, _ = run_cli(capsys, "check", clip_path("run"))
+    assert code == 0 and res["step"]["max"] < 20
+
+
 def test_cli_info(capsys, clip_path):
     code, res, _ = run_cli(capsys, "info", clip_path("run"))
     assert code == 0
