@@ -1,6 +1,6 @@
 """Where an AMP epoch spends its time on the GPU: play vs update, env step parts, cProfile top list.
 
-python benchmarks/profile_epoch.py [--num-envs 4096] [--epochs 4]
+python benchmarks/profile_epoch.py [--num-envs 4096] [--epochs 4] [OVERRIDE ...]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--num-envs", type=int, default=4096)
     p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("overrides", nargs="*", help="more Hydra overrides, e.g. train.params.config.capture_update=True")
     a = p.parse_args()
     import torch
     from hydra import compose, initialize_config_dir
@@ -48,6 +49,7 @@ def main() -> None:
     ]
     if (REPO / "cfg" / "tracking").exists():
         over.append("tracking=none")
+    over += a.overrides
     with initialize_config_dir(config_dir=train_mod.CFG_DIR, version_base="1.1"):
         cfg = compose("config", overrides=over)
     rows = []

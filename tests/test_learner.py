@@ -105,3 +105,37 @@ def test_the_import_contract_holds_and_fails_on_an_upward_import(tmp_path):
     r = _lint_imports(tmp_path, "rl-games-adapter", "packages")
     assert r.returncode == 1 and "isaacgymenvs.tasks.terms -> tracking" in r.stdout, r.stdout[-2000:]
     assert "Contracts: 1 kept, 1 broken." in r.stdout
+
+
+def test_a_step_that_cannot_be_captured_says_why_once_and_runs_eagerly(capsys):
+    """CapturedCall on the CPU (no CUDA graph can be made): two warm-up calls, a failed capture that
+    prints one line, then every call eager, each with the right answer."""
+    from isaacgymenvs.learning.cuda_graph import CapturedCall
+
+    calls = []
+
+    def fn(x, y):
+        calls.append(1)
+        return (x * y + 1.0,)
+
+    step = CapturedCall(fn, name="the test step")
+    for i in range(5):
+        x = torch.full((3,), float(i))
+        (out,) = step("k", [x, torch.full((3,), 2.0)])
+        assert torch.equal(out, 2.0 * x + 1.0)
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(calls) == 5 and step.replays == 0 and step.num_graphs == 0
+    assert len(printed) == 1 and printed[0].startswith("the test step could not be captured as a CUDA graph (")
+    assert step.error and printed[0].endswith("it runs eagerly (slower)")
+
+
+def test_importing_the_learner_leaves_torch_compile_and_loads_no_dynamo():
+    """rl_games' example network is decorated with torch.compile at import; the adapter imports it
+    with torch.compile as the identity (5 s of CPU a process) and puts torch.compile back."""
+    code = (
+        "import sys, torch; c = torch.compile; import isaacgymenvs.learning.rl_games_adapter.agent; "
+        "print(torch.compile is c, 'torch._dynamo' in sys.modules, 'torch._inductor' in sys.modules)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["True", "False", "False"]

@@ -71,6 +71,7 @@ TRAIN_KEYS: dict[str, type | tuple] = {
     "weight_decay": NUM,
     "max_time_s": NUM,
     "max_unstable_share": NUM,
+    "capture_update": bool,
     "eval_every": int,
     "eval_every_steps": int,
     "eval_envs": int,

@@ -14,6 +14,10 @@
   (:mod:`evaluation`) every ``eval_every`` epochs (or ``eval_every_steps`` env steps) and at the
   end, checkpoints named as in IsaacGymEnvs, the best checkpoint by ``eval/score``; stops at
   ``max_epochs``, ``max_time_s`` or ``max_env_steps``;
+* the minibatch step (policy, critic and discriminator forward, both losses, backward, the Adam
+  step) captured as a CUDA graph on a GPU (``capture_update``, :mod:`isaacgymenvs.learning.cuda_graph`):
+  a fused, capturable Adam whose learning rate is a device tensor, the observation normalizer
+  updated in place; one graph per normalizer mode and per value of the loss coefficients;
 * what keeps a run honest when something is not finite: transitions into a blown-up simulator
   state (the vec env's ``unstable``) earn no reward and give the discriminator nothing; a
   minibatch whose gradients are not finite changes no weight (``loss/nonfinite_updates``); a
@@ -37,6 +41,7 @@ from rl_games.algos_torch.a2c_continuous import A2CAgent
 from rl_games.common.a2c_common import swap_and_flatten01
 
 from isaacgymenvs.learning import amp_math
+from isaacgymenvs.learning.cuda_graph import CapturedCall
 from isaacgymenvs.learning.discriminator import Discriminator
 from isaacgymenvs.learning.learner import (
     HYPERPARAMETERS,
@@ -44,6 +49,7 @@ from isaacgymenvs.learning.learner import (
     SimulationUnstableError,
     load_checkpoint_file,
 )
+from isaacgymenvs.learning.normalizer import RunningMeanStd
 from isaacgymenvs.learning.replay_buffer import ReplayBuffer
 from isaacgymenvs.learning.rl_games_adapter.dataset import AMPDataset, DiscRows, shuffled_valid_rows
 
@@ -51,6 +57,8 @@ from isaacgymenvs.learning.rl_games_adapter.dataset import AMPDataset, DiscRows,
 UNSTABLE_WINDOW_EPOCHS = 10
 #: ... once the window is full or holds this many resets (a few early resets are no evidence).
 UNSTABLE_MIN_RESETS = 1000
+#: What the minibatch step reads from rl_games' minibatch (an MLP policy's), in this order.
+MINIBATCH_KEYS = ("old_values", "old_logp_actions", "advantages", "mu", "sigma", "returns", "actions", "obs")
 
 
 def all_finite(tensors) -> torch.Tensor:
@@ -89,6 +97,20 @@ class AMPAgent(A2CAgent):
         self.disc = Discriminator(amp_dim, tuple(cfg.get("disc_units", (1024, 512)))).to(self.ppo_device)
         # One optimizer, as IsaacGymEnvs: the discriminator's own weight decay is a loss term.
         self.optimizer.add_param_group({"params": list(self.disc.parameters()), "weight_decay": 0.0})
+        if self.normalize_input:
+            # in place (rl_games' RunningMeanStd rebinds its statistics at each update, which a CUDA
+            # graph cannot replay); the same numbers and checkpoint keys
+            self.model.running_mean_std = RunningMeanStd(self.obs_shape).to(self.ppo_device)
+        self.capture_update = (
+            bool(cfg.get("capture_update", False))
+            and torch.device(self.ppo_device).type == "cuda"
+            and not (self.is_rnn or self.multi_gpu or self.mixed_precision)
+        )
+        self._lr_tensors: list[torch.Tensor] | None = None
+        self._captured_update: CapturedCall | None = None
+        if self.capture_update:
+            self._make_optimizer_capturable()
+            self._captured_update = CapturedCall(self._minibatch_step, name="the PPO + discriminator minibatch step")
         self.disc_coef = float(cfg["disc_coef"])
         self.disc_logit_reg = float(cfg["disc_logit_reg"])
         self.disc_grad_penalty = float(cfg["disc_grad_penalty"])
@@ -139,7 +161,10 @@ class AMPAgent(A2CAgent):
         self._n = 0
         # tensors, summed on the device: no host synchronization per step
         self._stats = {"disc_r": [], "task_r": [], "term": 0, "trunc": 0, "unstable": 0}
-        self._nonfinite = torch.zeros((), dtype=torch.int64, device=self.ppo_device)
+        if getattr(self, "_nonfinite", None) is None:
+            self._nonfinite = torch.zeros((), dtype=torch.int64, device=self.ppo_device)
+        else:  # in place: a captured minibatch step adds to this very tensor
+            self._nonfinite.zero_()
         self._episodes = torch.zeros(3, device=self.ppo_device)  # ended, summed length, summed reward
 
     def play_steps(self):
@@ -254,12 +279,77 @@ class AMPAgent(A2CAgent):
         return out
 
     def train_actor_critic(self, input_dict):
-        # rl_games clears the gradients of self.model only; the discriminator is not part of it, and
-        # its gradients would otherwise add up over every minibatch of the run.
+        """One gradient step on a minibatch (rl_games' train_actor_critic): captured when it can be."""
+        self._amp_mb = self._disc_rows.next()
+        if self._captured_update is None or self._amp_mb is None:  # None: no valid agent row this epoch
+            # rl_games clears the gradients of self.model only; the discriminator is not part of it, and
+            # its gradients would otherwise add up over every minibatch of the run.
+            for p in self.disc.parameters():
+                p.grad = None
+            out = super().train_actor_critic(input_dict)
+            self.update_lr(self.last_lr)  # rl_games wrote a float lr back into the optimizer
+            return out
+        self.set_train()  # rl_games sets train mode before every step
+        key = (self.model.running_mean_std.training if self.normalize_input else None, self._baked_values())
+        a, c, ent, kl, mu, sigma, b, disc_stats = self._captured_update(
+            key, [input_dict[k] for k in MINIBATCH_KEYS] + list(self._amp_mb)
+        )
+        self._disc_stats.append(disc_stats.clone())  # the outputs are overwritten by the next replay
+        return a.clone(), c.clone(), ent.clone(), kl.clone(), self.last_lr, 1.0, mu, sigma, b.clone()
+
+    def _minibatch_step(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The step :class:`CapturedCall` captures: rl_games' ``calc_gradients`` (forward, the PPO loss
+        plus ours, backward, the optimizer step) on the :data:`MINIBATCH_KEYS` tensors followed by the
+        discriminator's ``(agent, replay, demo)`` rows. Returns the actor, critic, entropy, KL and
+        bounds losses, the new ``mu`` and ``sigma`` ``[B, A]`` and the discriminator's statistics."""
+        n = len(MINIBATCH_KEYS)
         for p in self.disc.parameters():
             p.grad = None
-        self._amp_mb = self._disc_rows.next()
-        return super().train_actor_critic(input_dict)
+        self._amp_mb = tensors[n:]
+        self.calc_gradients(dict(zip(MINIBATCH_KEYS, tensors[:n])))
+        a, c, ent, kl, _lr, _lr_mul, mu, sigma, b = self.train_result
+        return a, c, ent, kl, mu, sigma, b, self._disc_stats.pop()
+
+    def _baked_values(self) -> tuple:
+        """The Python numbers a captured step holds as constants: a new value needs a new graph."""
+        return (
+            self.e_clip,
+            self.critic_coef,
+            self.entropy_coef,
+            self.bounds_loss_coef,
+            self.truncate_grads,
+            self.grad_norm,
+            self.disc_coef,
+            self.disc_logit_reg,
+            self.disc_grad_penalty,
+            self.disc_weight_decay,
+        )
+
+    def _make_optimizer_capturable(self) -> None:
+        """rl_games' fused Adam made capturable, its learning rate one device tensor per parameter
+        group (a captured step reads the tensor, so a new rate reaches it); called after every load
+        of an optimizer state (which brings a checkpoint's settings and new state tensors)."""
+        groups = self.optimizer.param_groups
+        if self._lr_tensors is None:
+            self._lr_tensors = [torch.tensor(float(g["lr"]), device=self.ppo_device) for g in groups]
+        for g, lr in zip(groups, self._lr_tensors):
+            lr.fill_(float(g["lr"]))
+            g.update(lr=lr, fused=True, capturable=True, foreach=None)
+        self._lr_value = float(groups[0]["lr"])
+        for p, st in self.optimizer.state.items():
+            if "step" in st:  # a capturable Adam counts its steps on the device
+                st["step"] = st["step"].to(device=p.device, dtype=torch.float32)
+        if self._captured_update is not None:
+            self._captured_update.reset()  # the graphs read the state tensors that were replaced
+
+    def update_lr(self, lr):
+        if self._lr_tensors is None:
+            return super().update_lr(lr)
+        for g, t in zip(self.optimizer.param_groups, self._lr_tensors):
+            if g["lr"] is not t or self._lr_value != lr:
+                t.fill_(float(lr))
+                g["lr"] = t
+        self._lr_value = lr
 
     def trancate_gradients_and_step(self):
         """rl_games' optimizer step (its spelling), skipped when any gradient is not finite: a NaN
@@ -450,6 +540,9 @@ class AMPAgent(A2CAgent):
         self.set_param(name, float(value))  # rl_games: the attribute, and the optimizer's lr
         if name == "learning_rate":
             self.last_lr = float(value)  # rl_games re-applies last_lr every epoch (it was restored from the checkpoint)
+            self.update_lr(self.last_lr)  # a captured step reads the rate from its device tensor
+        elif self._captured_update is not None:
+            self._captured_update.reset()  # the graphs hold the old value; new ones are captured
 
     def _evaluation_due(self, epoch: int, final: bool) -> bool:
         if self.evaluator is None:
@@ -464,6 +557,10 @@ class AMPAgent(A2CAgent):
     def checkpoint_state(self) -> dict:
         state = self.get_full_state_weights()
         state.pop("env_state", None)
+        # the optimizer's settings as rl_games' own (a float learning rate, not capturable): the
+        # checkpoint loads into a CPU run too; a captured run makes them capturable again on restore
+        opt = state["optimizer"]
+        opt["param_groups"] = [dict(g, lr=float(g["lr"]), capturable=False) for g in opt["param_groups"]]
         state["amp"] = self.disc.state_dict()
         state["sigma_scheme"] = self.sigma_scheme
         state["best_score"] = self.best_metric
@@ -495,6 +592,8 @@ class AMPAgent(A2CAgent):
         if problems:
             raise CheckpointError(f"checkpoint {str(path)!r} does not fit this task/network: " + "; ".join(problems))
         self.set_full_state_weights(ckpt, set_epoch=True)
+        if self.capture_update:
+            self._make_optimizer_capturable()
         self.disc.load_state_dict(ckpt["amp"])
         self.best_metric = float(ckpt.get("best_score", -math.inf))  # older checkpoints: ranked otherwise, start over
         if sigma_override is not None:
@@ -535,7 +634,7 @@ class AMPAgent(A2CAgent):
         nn_dir = Path(self.nn_dir)
         last_saved = None
         max_time = float(self.config.get("max_time_s", 0) or 0)
-        start = time.perf_counter()
+        start, eval_time = time.perf_counter(), 0.0
         while self.epoch_num < self.max_epochs:
             epoch = self.update_epoch()
             _, play_time, update_time, total_time, a_l, c_l, b_l, *_ = self.train_epoch()
@@ -547,7 +646,12 @@ class AMPAgent(A2CAgent):
             final = epoch >= self.max_epochs or out_of_time or out_of_steps
             self.is_final_epoch = final  # observers read it (a sweep trial's last report)
             if self._evaluation_due(epoch, final):
+                t_eval = time.perf_counter()
                 metrics.update(self.evaluator.run(self.deterministic_policy))
+                eval_time += time.perf_counter() - t_eval
+            # training wall time so far, and the evaluations' share of it: time to quality from any report
+            metrics["perf/train_time_s"] = time.perf_counter() - start
+            metrics["perf/eval_time_s"] = eval_time
             # checkpoints before the observers: an observer may end the run (a sweep scheduler stopping
             # the trial at this report), and the epoch it reports must have its checkpoints on disk
             if (self.save_freq > 0 and epoch % self.save_freq == 0) or final:
