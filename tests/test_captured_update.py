@@ -147,6 +147,8 @@ def test_a_new_learning_rate_reaches_the_graph_and_a_new_coefficient_captures_an
 def test_a_checkpoint_of_a_captured_run_holds_a_plain_optimizer_and_restores_captured(learner, tmp_path):
     from isaacgymenvs.learning.learner import load_checkpoint_file
 
+    _minibatches(learner, _save(learner), captured=True, mini_epochs=1)
+    assert learner._captured_update.num_graphs >= 1  # so that the restore below has graphs to drop
     path = learner.save_checkpoint(tmp_path / "c.pth")
     groups = load_checkpoint_file(path)["optimizer"]["param_groups"]
     assert all(isinstance(g["lr"], float) and g["capturable"] is False for g in groups)

@@ -54,7 +54,8 @@ class CapturedCall:
             return out
         n = self._calls.get(key, 0) + 1
         self._calls[key] = n
-        if self.error is None and n > self.warmup_calls:
+        on_gpu = all(t.is_cuda for t in tensors)  # CPU work cannot be captured: a graph of it replays nothing
+        if self.error is None and on_gpu and n > self.warmup_calls:
             try:
                 self._capture(key, tensors)
             except Exception as e:  # an operation that cannot be captured: say so once, stay eager
@@ -69,9 +70,15 @@ class CapturedCall:
 
     def _capture(self, key, tensors) -> None:
         inputs = [t.clone() for t in tensors]
+        stream = torch.cuda.current_stream()  # a failed capture can leave its side stream current
         graph = torch.cuda.CUDAGraph()
         # a side stream of its own (torch.cuda.graph's default): the capture waits for the work queued
         # so far, and a replay runs on the caller's current stream, in order with its other work
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            out = tuple(self.fn(*inputs))
+        try:
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                out = tuple(self.fn(*inputs))
+        except Exception:
+            torch.cuda.set_stream(stream)
+            torch.cuda.synchronize()
+            raise
         self._graphs[key] = (graph, inputs, out)
