@@ -74,6 +74,12 @@ class CapturedCall:
         graph = torch.cuda.CUDAGraph()
         # a side stream of its own (torch.cuda.graph's default): the capture waits for the work queued
         # so far, and a replay runs on the caller's current stream, in order with its other work
+        # The parameters' gradient accumulators were made on the caller's stream by the eager calls and
+        # the capture's backward runs on its side stream: autograd warns of that mismatch, which is
+        # intended here (the capture orders itself after the queued work and replays on the caller's).
+        warn = getattr(torch.autograd.graph, "set_warn_on_accumulate_grad_stream_mismatch", None)
+        if warn is not None:
+            warn(False)
         try:
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 out = tuple(self.fn(*inputs))
@@ -81,4 +87,7 @@ class CapturedCall:
             torch.cuda.set_stream(stream)
             torch.cuda.synchronize()
             raise
+        finally:
+            if warn is not None:
+                warn(True)  # autograd's default
         self._graphs[key] = (graph, inputs, out)
