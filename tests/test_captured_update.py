@@ -158,3 +158,33 @@ def test_a_checkpoint_of_a_captured_run_holds_a_plain_optimizer_and_restores_cap
     assert learner._captured_update.num_graphs == 0  # the loaded state tensors are new: capture again
     learner.train_epoch()
     assert learner._captured_update.error is None and learner._captured_update.num_graphs >= 1
+
+
+def test_a_minibatch_whose_gradients_are_not_finite_changes_nothing_through_the_graph(learner):
+    """The skip of a non-finite step (fused Adam's ``found_inf``) is itself replayed from the graph:
+    weights, Adam's moments and step count stay, the count of skipped steps goes up by one, and the
+    next finite minibatch, through the same graph, moves the weights again."""
+    saved = _save(learner)
+    _minibatches(learner, saved, captured=True, mini_epochs=1)  # a graph for this key, whatever ran before
+    _restore(learner, saved)
+    call = learner._captured_update
+    assert call.num_graphs >= 1
+    before = _params(learner)
+    adam = {id(p): {k: v.clone() for k, v in st.items()} for p, st in learner.optimizer.state.items()}
+    skipped = int(learner._nonfinite)
+    replays = call.replays
+    bad = dict(learner.dataset[0])
+    bad["advantages"] = bad["advantages"].clone()
+    bad["advantages"][0] = float("nan")  # one sample: the actor's loss and its gradients are NaN
+    learner.train_actor_critic(bad)
+    torch.cuda.synchronize()
+    assert call.replays == replays + 1  # the bad minibatch went through the graph, not an eager step
+    assert torch.equal(_params(learner), before)
+    for p, st in learner.optimizer.state.items():
+        for k, v in st.items():
+            assert torch.equal(v, adam[id(p)][k]), k
+    assert int(learner._nonfinite) == skipped + 1
+    learner.train_actor_critic(learner.dataset[1])
+    torch.cuda.synchronize()
+    assert call.replays == replays + 2 and int(learner._nonfinite) == skipped + 1
+    assert (_params(learner) - before).abs().max() > 0

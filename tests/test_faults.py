@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from sweeps.lock import SweepLock, SweepLocked
-from tests.helpers.mlflow_server import Server, free_port, tags_of
+from tests.helpers.mlflow_server import free_port, module_server, tags_of
 from tests.helpers.sweeping import (
     SWEEP_TIMEOUT_S,
     P,
@@ -44,14 +44,13 @@ def mlp_spec(name: str, epochs: int, points: list[dict], **kw) -> dict:
     return spec
 
 
+_server = module_server("faults_mlflow")  # one per module: each test has its own experiment names
+
+
 @pytest.fixture
-def server(tmp_path):
-    """A server of this test alone (the outage test stops and restarts it)."""
-    s = Server(tmp_path / "store")
-    s.root.mkdir()
-    s.start()
-    yield s
-    s.stop()
+def server(_server):
+    _server.ensure_running()  # the outage test kills it and starts it again; a failure there may not
+    return _server
 
 
 def _wait(

@@ -381,6 +381,12 @@ def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path, server):
         f"--temp-dir={tmp}",
         "--disable-usage-stats",
     ]
+    workers = range(port + 100, port + 201)  # the worker node's worker ports
+    manager_ports: set[int] = set()
+    while len(manager_ports) < 2:  # free ports outside that range (Ray refuses a port used twice)
+        if (p := free_port()) not in workers and p != port:
+            manager_ports.add(p)
+    node_manager_port, object_manager_port = sorted(manager_ports)
     worker = [
         "start",
         f"--address=127.0.0.1:{port}",
@@ -388,10 +394,10 @@ def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path, server):
         "--num-cpus=1",
         '--resources={"sweep_slot": 1, "node_worker": 1}',
         "--disable-usage-stats",
-        f"--node-manager-port={free_port()}",
-        f"--object-manager-port={free_port()}",
-        f"--min-worker-port={port + 100}",
-        f"--max-worker-port={port + 200}",
+        f"--node-manager-port={node_manager_port}",
+        f"--object-manager-port={object_manager_port}",
+        f"--min-worker-port={workers.start}",
+        f"--max-worker-port={workers.stop - 1}",
     ]
     sessions: list[int] = []
     try:

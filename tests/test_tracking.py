@@ -60,9 +60,7 @@ def _server(tmp_path_factory):
 
 @pytest.fixture
 def server(_server):
-    if _server.proc is None or _server.proc.poll() is not None or not _server.healthy():
-        _server.stop()
-        _server.start()  # a test before this one stopped it
+    _server.ensure_running()  # a test before this one may have stopped it
     return _server
 
 

@@ -76,6 +76,7 @@ class TrackingSession:
         self.run_dir: Path | None = None
         self.spool: Spool | None = None
         self.history: list[tuple[int, dict]] = []
+        self._curves_drawn_at = 0  # len(history) when curves.png was last drawn
         self.epoch = 0
         self._seq = 0
         self._offline = False
@@ -370,6 +371,16 @@ class TrackingSession:
             shutil.copy2(src, out)
         return out
 
+    def _draw_curves(self) -> None:
+        """curves.png of the history so far, unless it was drawn at this length already (the end
+        draws it and then uploads it: once is enough)."""
+        if not self.history or self._curves_drawn_at == len(self.history):
+            return
+        from tracking.curves import plot_curves
+
+        plot_curves(self.history, self.run_dir / "curves.png")
+        self._curves_drawn_at = len(self.history)
+
     def _upload_artifacts(self) -> list[str]:
         """Latest and best checkpoint (as checkpoints/latest.pth, checkpoints/best.pth) and curves.png."""
         done = []
@@ -383,10 +394,7 @@ class TrackingSession:
             tags[f"checkpoint.{name}_epoch"] = str(entry[1])
             done.append(f"checkpoints/{name}.pth")
         png = self.run_dir / "curves.png"
-        if self.history:
-            from tracking.curves import plot_curves
-
-            plot_curves(self.history, png)
+        self._draw_curves()
         if png.exists():  # `sync` has no history: it sends the PNG drawn before
             self.tracker.log_artifact(png)
             done.append("curves.png")
@@ -409,9 +417,7 @@ class TrackingSession:
         left = {"metrics": True, "artifacts": True, "status": True}
         if self.history:  # drawn now, while the whole history is here: `sync` sends it if the store is down
             try:
-                from tracking.curves import plot_curves
-
-                plot_curves(self.history, self.run_dir / "curves.png")
+                self._draw_curves()
             except Exception as e:  # a plotting error never stops the end
                 _warn(f"curves.png not drawn ({type(e).__name__}: {e})")
         tags = {}

@@ -71,6 +71,12 @@ class Server:
         self.stop()
         raise RuntimeError(f"mlflow server not healthy after {SERVER_START_S} s: {self.log_tail()}")
 
+    def ensure_running(self) -> None:
+        """Start it again if a test before stopped or killed it (same port and store)."""
+        if self.proc is None or self.proc.poll() is not None or not self.healthy():
+            self.stop()
+            self.start()
+
     def healthy(self) -> bool:
         try:
             return requests.get(self.url + "/health", timeout=1).ok
