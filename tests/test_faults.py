@@ -49,7 +49,7 @@ _server = module_server("faults_mlflow")  # one per module: each test has its ow
 
 @pytest.fixture
 def server(_server):
-    _server.ensure_running()  # the outage test kills it and starts it again; a failure there may not
+    _server.ensure_running()  # the outage test kills it and starts it again; a failure midway leaves it down
     return _server
 
 

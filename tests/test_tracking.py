@@ -25,7 +25,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from isaacgymenvs import train as train_mod
-from tests.helpers.mlflow_server import SERVER_START_S, Server, free_port, module_server, params_of, tags_of  # noqa: F401
+from tests.helpers.mlflow_server import SERVER_START_S, free_port, module_server, params_of, tags_of
 from tests.helpers.training import TINY, start_training  # the tiny training every trainer test uses
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,14 +48,7 @@ BASE_PARAMS = {
 }
 
 
-@pytest.fixture(scope="module")
-def _server(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("mlflow"))
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
+_server = module_server("mlflow")
 
 
 @pytest.fixture
