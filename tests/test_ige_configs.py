@@ -1,6 +1,6 @@
 """IsaacGymEnvs' other HumanoidAMP configs: train=HumanoidAMPPPOLowGP, task=HumanoidAMPHands, and
-the Default pose (the T-pose IsaacGymEnvs starts its Default and Hybrid resets from); the task
-registry; every config key read, unknown keys errors, ignored IsaacGymEnvs keys warnings, one sigma knob."""
+the Default pose (the T-pose IsaacGymEnvs starts its Default and Hybrid resets from); the Fast train
+configs; the task registry; every config key read, unknown keys errors, ignored IsaacGymEnvs keys warnings, one sigma knob."""
 
 from __future__ import annotations
 
@@ -28,11 +28,22 @@ def _flat(d, prefix=""):
     return out
 
 
-def test_low_gp_is_humanoid_amp_ppo_with_a_low_gradient_penalty():
-    base = _flat(OmegaConf.to_container(make_cfg().train, resolve=True))
-    low = _flat(OmegaConf.to_container(make_cfg("train=HumanoidAMPPPOLowGP").train, resolve=True))
-    assert {k for k in base if base[k] != low.get(k)} == {"params.config.disc_grad_penalty"}
-    assert (base["params.config.disc_grad_penalty"], low["params.config.disc_grad_penalty"]) == (5, 0.2)
+@pytest.mark.parametrize(
+    "variant,base,changes",
+    [
+        # IsaacGymEnvs' config for hop, backflip and cartwheel
+        (["train=HumanoidAMPPPOLowGP"], [], {"params.config.disc_grad_penalty": (5, 0.2)}),
+        # the configs tuned for wall time to quality (BENCHMARKS.md, "time to quality")
+        (["train=HumanoidAMPPPOFast"], [], {"params.config.learning_rate": (5e-5, 1e-4)}),
+        (["task=G1AMP", "train=G1AMPPPOFast"], ["task=G1AMP"], {"params.config.learning_rate": (5e-5, 1e-4)}),
+    ],
+)
+def test_a_train_variant_is_its_base_with_only_its_own_changes(variant, base, changes):
+    base_cfg = _flat(OmegaConf.to_container(make_cfg(*base).train, resolve=True))
+    variant_cfg = _flat(OmegaConf.to_container(make_cfg(*variant).train, resolve=True))
+    assert {k for k in base_cfg.keys() | variant_cfg.keys() if base_cfg.get(k) != variant_cfg.get(k)} == set(changes)
+    for key, (was, now) in changes.items():
+        assert (base_cfg[key], variant_cfg[key]) == (was, now)
 
 
 @pytest.mark.slow
@@ -182,6 +193,8 @@ TASK_TRAIN = [
     ("HumanoidAMPHands", None),
     ("G1AMP", None),
     ("HumanoidAMP", "HumanoidAMPPPOLowGP"),
+    ("HumanoidAMP", "HumanoidAMPPPOFast"),
+    ("G1AMP", "G1AMPPPOFast"),
 ]
 
 
