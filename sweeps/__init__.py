@@ -4,7 +4,9 @@
     python -m sweeps default --resume     # `make sweep RESUME=1`
 
 space.py: sweep files and the check of every combination; trial.py: one trial (Trainer + MLflow child
-run + Tune reports with checkpoints); runner.py: Ray, the Tuner, the parent run and the final table;
-console.py: the line per trial report and end (Ray's own output off unless verbose); analysis.py: what each dimension did. Above tracking: promote.py (the best configuration's checkpoint
-into the model registry, `make promote`) and sim2sim.py (sim2sim of a registered model version).
+run + Tune reports with checkpoints); runner.py: the Tuner, the parent run and the final table;
+ray_session.py: starting or joining Ray, quietly; errors.py: the one-line errors; console.py: the
+line per trial report and end (Ray's own output off unless verbose); analysis.py: what each
+dimension did. Above tracking: promote.py (the best configuration's checkpoint into the model
+registry, `make promote`) and sim2sim.py (sim2sim of a registered model version).
 """

@@ -31,8 +31,9 @@ def main(argv=None) -> int:
             combos = check_spec(load(a.name))
             print(f"sweep {a.name}: {len(combos)} combination(s) OK")
             return 0
+        from sweeps.errors import SweepError
         from sweeps.lock import SweepLocked
-        from sweeps.runner import SweepError, run_sweep
+        from sweeps.runner import run_sweep
 
         try:
             res = run_sweep(

@@ -1,7 +1,7 @@
 """What ``make sweep`` prints while it runs: one line per trial report and one per trial end.
 
 A driver-side Tune callback; the runner keeps Ray's own output (its tables, its warnings, the
-workers' prints) off unless the sweep is verbose (``sweeps.runner.quiet_ray``). Lines::
+workers' prints) off unless the sweep is verbose (``sweeps.ray_session.quiet_ray``). Lines::
 
     trial blc10-h16-fixed-s42 (7c650_00000): epoch 8, 2048 env steps, eval/score 0.0169, eval/fall_rate 1.00
     trial blc10-h16-fixed-s42 (7c650_00000) ended OK: finished: its whole budget (4096 env steps, 16 epochs)

@@ -7,14 +7,12 @@ python -m sweeps default --resume   # continue an interrupted sweep (same MLflow
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import shlex
 import shutil
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -23,7 +21,9 @@ from isaacgymenvs.utils.secrets import strip_credentials
 from sweeps import analysis
 from sweeps.callback import MlflowStatusCallback
 from sweeps.console import ConsoleReporter
+from sweeps.errors import SweepError
 from sweeps.lock import SweepLock
+from sweeps.ray_session import STOP_SIGNAL, init_ray, quiet_ray
 from sweeps.space import REPO, SANITY, TIME_ATTRS, check_spec, seeds_of
 from sweeps.trial import run_trial, to_ray_key, trial_params
 
@@ -133,68 +133,6 @@ def _search(spec: dict):
         ) from None
 
 
-def init_ray(num_cpus: int | None = None, verbose: bool = False):
-    """Start (or join, with ``RAY_ADDRESS``) Ray. Quiet unless ``verbose``: the workers' own output
-    (the trials' prints, Ray's worker logs) stays in Ray's session logs instead of the driver's
-    console (``log_to_driver``), and Ray's driver-side warnings are off (``logging_level``)."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    level = logging.WARNING if verbose else logging.ERROR
-    address = os.environ.get("RAY_ADDRESS", "").strip()
-    if address:  # a cluster started with `ray start`
-        ray.init(address=address, log_to_driver=verbose, configure_logging=True, logging_level=level)
-    else:
-        # a private local Ray, no dashboard (what it listens on: README, "Ray, local and multi-node")
-        ray.init(
-            num_cpus=num_cpus or os.cpu_count(),
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            log_to_driver=verbose,
-            configure_logging=True,
-            logging_level=level,
-        )
-
-
-#: Ray's documented switches for what it prints itself, as a quiet sweep sets them: the legacy
-#: output engine, which ``RunConfig(verbose=0)`` silences (the default engine still prints its
-#: configuration and final tables at 0), no traceback per errored trial (the trial's end line says
-#: why; the whole error is in its error.txt), no warning about frequent experiment snapshots.
-QUIET_ENV = {
-    "RAY_AIR_NEW_OUTPUT": "0",
-    "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
-    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-}
-
-
-@contextmanager
-def quiet_ray(verbose: bool):
-    """Around ``Tuner.fit()``: with ``verbose`` off, Ray prints nothing of its own (:data:`QUIET_ENV`,
-    and Tune's ``ray.tune.tune`` logger reaches only :data:`_STOP`, which says in one line that a
-    Ctrl+C was seen); the console is :class:`sweeps.console.ConsoleReporter`'s lines and the table."""
-    tune_log = logging.getLogger("ray.tune.tune")
-    saved_env = {k: os.environ.get(k) for k in QUIET_ENV}
-    saved_log = (tune_log.level, tune_log.propagate)
-    tune_log.addHandler(_STOP)
-    _STOP.say = not verbose
-    if not verbose:
-        os.environ.update(QUIET_ENV)
-        tune_log.setLevel(logging.WARNING)  # the stop signal's warning still reaches _STOP
-        tune_log.propagate = False
-    try:
-        yield
-    finally:
-        tune_log.removeHandler(_STOP)
-        tune_log.setLevel(saved_log[0])
-        tune_log.propagate = saved_log[1]
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _trainable(spec: dict, sweep_cfg: dict):
     from ray import tune
     from ray.tune.execution.placement_groups import PlacementGroupFactory
@@ -251,10 +189,6 @@ def run_sweep(
     finally:
         lock.release()
     return result
-
-
-class SweepError(RuntimeError):
-    """The sweep cannot start as asked; the message says why and what to do."""
 
 
 def require_store(uri: str, experiment: str) -> None:
@@ -444,24 +378,6 @@ def _max_epochs(spec: dict) -> int:
     return 5000
 
 
-class _StopSignalSeen(logging.Handler):
-    """Tune catches Ctrl+C/SIGUSR1 inside ``fit()``, saves its state and returns normally; the only
-    outside trace is its "Stop signal received" warning, which this handler notices (and, in a quiet
-    sweep, where Ray's own warning is not shown, says in one line)."""
-
-    seen = False
-    say = False
-
-    def emit(self, record):
-        if str(record.msg).startswith("Stop signal received"):
-            _StopSignalSeen.seen = True
-            if self.say:
-                print("sweep: stop signal received: saving the sweep's state (Ctrl+C again to skip that)", flush=True)
-
-
-_STOP = _StopSignalSeen()
-
-
 def _status(r, m: dict, max_epochs: int) -> tuple[str, str]:
     """(status, reason) of one trial: OK, STOPPED (early, by the scheduler), FAILED (diverged: a
     result, never ranked) or ERROR (crashed after its retries)."""
@@ -477,7 +393,7 @@ def _summarize(spec, grid, uri, parent, exp_dir, wall_s) -> dict:
 
     metric, mode = spec["metric"], spec["mode"]
     max_epochs = _max_epochs(spec)
-    interrupted = _STOP.seen  # Ctrl+C: Tune saved its state and fit() returned normally
+    interrupted = STOP_SIGNAL.seen  # Ctrl+C: Tune saved its state and fit() returned normally
     rows = []
     for r in grid:
         m = r.metrics or {}

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 import torch
 
 from sweeps.lock import SweepLock, SweepLocked
@@ -149,6 +150,38 @@ def test_make_sweep_refuses_in_one_line_while_the_store_is_down_and_moves_nothin
         r.stderr
     )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["down"] and (old / "sweep.json").read_text() == "{}"
+
+
+def test_a_ray_address_where_nothing_answers_is_one_line_and_moves_nothing(tmp_path, server):
+    """RAY_ADDRESS naming a port nobody listens on (a head that was stopped, a typo): one line that
+    names the address and the fix, within seconds (ray.init alone retries ~30 s, then a traceback);
+    the previous sweep's folder stays, no parent run is created."""
+    spec = mlp_spec("noray", epochs=1, points=P[:1])
+    old = tmp_path / "out" / "noray"
+    old.mkdir(parents=True)
+    (old / "sweep.json").write_text("{}")
+    for address, why in ((f"127.0.0.1:{free_port()}", "nothing answers there"), ("127.0.0.1", "not host:port")):
+        t0 = time.monotonic()
+        r = subprocess.run(
+            sweep_cmd(tmp_path, spec, server),
+            cwd=tmp_path,
+            env=env_for({"RAY_ADDRESS": address}),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stdout[-2000:] + r.stderr[-2000:]
+        assert f"RAY_ADDRESS={address}: {why}" in r.stderr and "unset RAY_ADDRESS" in r.stderr, r.stderr
+        assert time.monotonic() - t0 < 60
+    assert (
+        sorted(p.name for p in (tmp_path / "out").iterdir()) == ["noray"] and (old / "sweep.json").read_text() == "{}"
+    )
+    got = requests.get(
+        f"{server.url}/api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": spec["experiment"]},
+        timeout=10,
+    )
+    assert got.status_code == 404 or server.runs(spec["experiment"]) == []  # no parent run
 
 
 # ------------------------------------------------------------------ two starts at once
