@@ -1,6 +1,7 @@
 """Sweep answers that hold up, against a real ``mlflow server`` and a real local Ray: seeds and the
-per-configuration table, what each dimension did, rungs in env steps, diverged trials as results,
-and the checks that stop a sweep file before Ray starts."""
+per-configuration table, what each dimension did, rungs in env steps, failed and diverged trials as
+results (retried from a checkpoint only where a retry can help), and the checks that stop a sweep
+file before Ray starts."""
 
 from __future__ import annotations
 
@@ -101,45 +102,66 @@ def test_rungs_in_env_steps_compare_horizons_at_equal_samples(tmp_path, server):
 
 
 @pytest.mark.slow
-def test_diverged_trials_end_failed_with_their_reasons_and_are_never_promoted(tmp_path, server, capsys):
-    """A trial whose critic loss turns NaN and one with an absurd learning rate end FAILED with
-    their real reasons (not retried), the other finishes, the sweep exits 0 and lists them, and
-    `make promote` takes the finished one."""
-    nan = {**P[0], "train.params.config.bounds_loss_coef": 2}
-    absurd = {**P[0], "train.params.config.bounds_loss_coef": 3, "train.params.config.learning_rate": 1000.0}
+def test_failed_and_diverged_trials_end_with_their_reasons_and_only_a_retry_that_can_help_is_made(
+    tmp_path, server, capsys
+):
+    """One sweep, five trials: one that errors once at epoch 2 is restarted from its epoch-1
+    checkpoint and finishes in the same run; one that errors at every attempt ends FAILED after its
+    retry; one whose critic loss turns NaN and one with an absurd learning rate end FAILED with their
+    real reasons and are not retried (a retry cannot help); one finishes. The sweep exits 0 and lists
+    the failed trials, and `make promote` takes the best finished one."""
+    mlp = {**P[0], "train.params.config.bounds_loss_coef": 5}
+    once = {**mlp, "train.params.config.bounds_loss_coef": 10}
+    always = {**mlp, "train.params.config.bounds_loss_coef": 1}
+    nan = {**mlp, "train.params.config.bounds_loss_coef": 2}
+    absurd = {**mlp, "train.params.config.bounds_loss_coef": 3, "train.params.config.learning_rate": 1000.0}
     spec = tiny_spec(
-        "diverge",
+        "faults",
         epochs=3,
-        points=[P[0], nan, absurd],
-        max_failures=2,
+        points=[mlp, once, always, nan, absurd],
+        max_failures=1,
         fail=[
-            {"match": {"train.params.config.bounds_loss_coef": 2}, "at_epoch": 2, "kind": "nan", "attempts": "always"}
+            {"match": {"train.params.config.bounds_loss_coef": 10}, "at_epoch": 2, "attempts": "once"},
+            {"match": {"train.params.config.bounds_loss_coef": 1}, "at_epoch": 2, "attempts": "always"},
+            {"match": {"train.params.config.bounds_loss_coef": 2}, "at_epoch": 2, "kind": "nan", "attempts": "always"},
         ],
     )
     spec["overrides"] = [
         o for o in spec["overrides"] if not o.startswith("train.params.network.rnn")
     ]  # MLP: exportable
     r = run_sweep(tmp_path, spec, server)
-    assert r.returncode == 0, r.stdout[-4000:]
-    assert "2 trial(s) failed (never ranked)" in r.stdout
+    assert r.returncode == 0, r.stdout[-4000:]  # three trials failed for good; two finished: a result
+    assert "restarted from its checkpoint at epoch 1" in r.stdout
+    assert "3 trial(s) failed (never ranked)" in r.stdout and "injected failure at epoch 2 (every attempt)" in r.stdout
     parents, kids = children(server, spec)
+    assert len(parents) == 1 and parents[0]["info"]["status"] == "FINISHED"
+    assert parents[0]["tags"]["failed_trials"] == "3"
+    assert len(kids) == 5, [k["tags"].get("ray_trial_id") for k in kids]  # a retry continues its run
     by = {k["params"]["train.params.config.bounds_loss_coef"]: k for k in kids}
-    assert by["10"]["info"]["status"] == "FINISHED"
+    assert by["10"]["info"]["status"] == "FINISHED" and by["10"]["tags"]["restored_from_epoch"] == "1"
+    assert steps(server, by["10"]) == [1, 2, 3]  # epoch 2 logged once although it ran twice
+    assert by["1"]["info"]["status"] == "FAILED"
+    assert "InjectedFailure: injected failure at epoch 2" in by["1"]["tags"]["error"]  # the real reason stays
+    assert by["1"]["tags"]["ray_error"].startswith("errored after 2 attempt(s)")
+    assert steps(server, by["1"]) == [1, 2]
+    assert by["5"]["info"]["status"] == "FINISHED" and steps(server, by["5"]) == [1, 2, 3]
     assert (
         by["2"]["info"]["status"] == "FAILED" and "diverged at epoch 2: loss/critic is nan" in by["2"]["tags"]["error"]
     )
     assert by["3"]["info"]["status"] == "FAILED" and "updates had non-finite gradients" in by["3"]["tags"]["error"]
-    assert "restored_from_epoch" not in by["2"]["tags"] and "restored_from_epoch" not in by["3"]["tags"]  # no retry
-    res = json.loads((tmp_path / "out" / "diverge" / "results.json").read_text())
+    for blc in ("5", "2", "3"):  # finished without a fault, or diverged: never restarted
+        assert "restored_from_epoch" not in by[blc]["tags"], blc
+    res = json.loads((tmp_path / "out" / "faults" / "results.json").read_text())
     status = {r["params"]["train.params.config.bounds_loss_coef"]: (r["status"], r["reason"]) for r in res["rows"]}
-    assert status[10][0] == "OK" and status[2][0] == status[3][0] == "FAILED" and "loss/critic is nan" in status[2][1]
-    assert [c["params"]["train.params.config.bounds_loss_coef"] for c in res["configurations"]] == [10]
-    assert parents[0]["info"]["status"] == "FINISHED" and parents[0]["tags"]["failed_trials"] == "2"
+    assert status[5][0] == status[10][0] == "OK" and status[2][0] == status[3][0] == "FAILED"  # diverged
+    assert status[1][0] == "ERROR" and "loss/critic is nan" in status[2][1]  # errored: its retries ran out
+    ranked = [c["params"]["train.params.config.bounds_loss_coef"] for c in res["configurations"]]
+    assert sorted(ranked) == [5, 10]
 
     from sweeps.promote import promote
 
-    out = promote("diverge", storage=tmp_path / "out", video=False)
-    assert out["source_run_id"] == by["10"]["info"]["run_id"]
+    out = promote("faults", storage=tmp_path / "out", video=False)
+    assert out["source_run_id"] == by[str(ranked[0])]["info"]["run_id"]  # the best finished configuration
 
 
 @pytest.mark.slow

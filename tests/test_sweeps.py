@@ -1,6 +1,6 @@
 """Sweeps (Ray Tune) against a real ``mlflow server`` on 127.0.0.1: the check of the space, a small
-CPU sweep, fault injection (retry from a checkpoint; FAILED after the retries), resume after Ctrl+C
-without duplicate runs or steps, and a two-node Ray cluster on this machine.
+CPU sweep, resume after Ctrl+C without duplicate runs or steps, and a two-node Ray cluster on this
+machine (failing and diverged trials: test_sweep_decisions.py).
 
 Every sweep runs as ``python -m sweeps FILE`` in a subprocess (its own local Ray, or RAY_ADDRESS), so a
 hung Ray cannot hang pytest: every wait is bounded and every process group is killed at the end.
@@ -244,37 +244,6 @@ def test_cpu_sweep_parent_and_child_runs(tmp_path, server):
     exp = server.get("experiments/get-by-name", experiment_name=spec["experiment"])["experiment"]
     assert {t["key"]: t["value"] for t in exp["tags"]}["mlflow.experimentKind"] == "custom_model_development"
     assert f"#/experiments/{exp['experiment_id']}/runs/{parent['info']['run_id']}" in r.stdout  # the UI link
-
-
-def test_failing_trials_retry_from_checkpoint_or_end_failed(tmp_path, server):
-    spec = tiny_spec(
-        "faults",
-        epochs=3,
-        points=P,
-        max_failures=1,
-        fail=[
-            {"match": {"train.params.config.bounds_loss_coef": 10}, "at_epoch": 2, "attempts": "once"},
-            {"match": {"train.params.config.bounds_loss_coef": 1}, "at_epoch": 2, "attempts": "always"},
-        ],
-    )
-    r = run_sweep(tmp_path, spec, server)
-    assert r.returncode == 0, r.stdout[-4000:]  # one trial errored for good; the others finished: a result
-    assert "restarted from its checkpoint at epoch 1" in r.stdout
-    assert "1 trial(s) failed (never ranked)" in r.stdout and "injected failure at epoch 2 (every attempt)" in r.stdout
-    parents, kids = children(server, spec)
-    assert len(parents) == 1 and parents[0]["info"]["status"] == "FINISHED"
-    assert parents[0]["tags"]["failed_trials"] == "1"
-    assert len(kids) == 3, [k["tags"].get("ray_trial_id") for k in kids]  # a retry continues its run
-    by = {k["params"]["train.params.config.bounds_loss_coef"]: k for k in kids}
-    once, always, fine = by["10"], by["1"], by["5"]
-    assert once["info"]["status"] == "FINISHED" and once["tags"]["restored_from_epoch"] == "1"
-    assert steps(server, once) == [1, 2, 3]  # epoch 2 logged once although it ran twice
-    assert always["info"]["status"] == "FAILED"
-    assert "InjectedFailure: injected failure at epoch 2" in always["tags"]["error"]  # the real reason stays
-    assert always["tags"]["ray_error"].startswith("errored after 2 attempt(s)")
-    assert steps(server, always) == [1, 2]
-    assert fine["info"]["status"] == "FINISHED" and steps(server, fine) == [1, 2, 3]
-    assert "restored_from_epoch" not in fine["tags"]
 
 
 def test_resume_after_ctrl_c_continues_the_same_runs(tmp_path, server):
