@@ -1,5 +1,5 @@
-"""Sweep answers that hold up, against a real ``mlflow server`` and a real local Ray: seeds and the
-per-configuration table, what each dimension did, rungs in env steps, failed and diverged trials as
+"""Sweep answers that hold up, against a real ``mlflow server`` and a real local Ray (seeds and the
+per-configuration table: test_sweeps.py): rungs in env steps, failed and diverged trials as
 results (retried from a checkpoint only where a retry can help), and the checks that stop a sweep
 file before Ray starts."""
 
@@ -23,37 +23,6 @@ H16 = {
     "train.params.config.seq_len": 4,
 }
 H32 = {**H16, "train.params.config.horizon_length": 32}
-
-
-@pytest.mark.slow
-def test_seeds_give_a_table_per_configuration_and_the_effect_of_each_dimension(tmp_path, server):
-    """Two configurations x two seeds: four trials; the console and the parent run hold the
-    per-configuration table (mean and spread over the seeds) and each dimension's effect."""
-    spec = tiny_spec("seeded", epochs=2, points=[P[0], {**P[0], "sigma": "learned"}], seeds=2)
-    r = run_sweep(tmp_path, spec, server)
-    assert r.returncode == 0, r.stdout[-4000:]
-    parents, kids = children(server, spec)
-    assert len(kids) == 4 and sorted(k["params"]["seed"] for k in kids) == ["42", "42", "43", "43"]
-    assert "sweep seeded: 4 trial(s), 2 at a time;" in r.stdout and parents[0]["params"]["trials"] == "4"  # seeds count
-    assert "configurations by mean eval/score over their seeds" in r.stdout
-    assert "what each dimension did" in r.stdout and "sigma" in r.stdout and "best configuration:" in r.stdout
-    res = json.loads((tmp_path / "out" / "seeded" / "results.json").read_text())
-    configs = res["configurations"]
-    assert len(configs) == 2 and all(c["n"] == 2 and sorted(c["seeds"]) == [42, 43] for c in configs)
-    by_sigma = {c["params"]["sigma"]: c for c in configs}
-    rows = {(r["params"]["sigma"], r["params"]["seed"]): r["metric"] for r in res["rows"]}
-    for sigma, c in by_sigma.items():  # the mean and spread are those of its two seeds
-        vals = [rows[(sigma, 42)], rows[(sigma, 43)]]
-        assert c["mean"] == pytest.approx(sum(vals) / 2) and c["std"] == pytest.approx(abs(vals[0] - vals[1]) / 2**0.5)
-    eff = {(e["dimension"], str(e["value"])): e for e in res["effects"]}
-    d = eff[("sigma", "learned")]
-    assert d["diff"] == pytest.approx(by_sigma["learned"]["mean"] - by_sigma["fixed"]["mean"])
-    assert d["ci_low"] <= d["diff"] <= d["ci_high"]
-    parent = parents[0]
-    assert {"results.txt", "results.json", "effects.png", "parallel_coordinates.png"} <= set(
-        server.artifacts(parent["info"]["run_id"])
-    )
-    assert "best configuration:" in parent["tags"]["mlflow.note.content"]
 
 
 @pytest.mark.slow

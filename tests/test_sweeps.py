@@ -8,6 +8,7 @@ hung Ray cannot hang pytest: every wait is bounded and every process group is ki
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -180,30 +181,31 @@ def test_cli_check_fails_before_ray_starts(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- sweeps
-def test_cpu_sweep_parent_and_child_runs(tmp_path, server):
-    spec = tiny_spec("small", epochs=2, points=P[:2], scheduler="asha", asha={"grace_period": 2})
+def test_cpu_sweep_parent_and_child_runs_and_the_table_over_seeds(tmp_path, server):
+    """Two configurations x two seeds (four trials, ASHA with nothing to stop): the quiet console,
+    one parent run and a child run per trial with its point, seed and config; the per-configuration
+    table (mean and spread over the seeds) and what each dimension did, on the console and the parent."""
+    spec = tiny_spec("small", epochs=2, points=P[:2], scheduler="asha", asha={"grace_period": 2}, seeds=2)
     r = run_sweep(tmp_path, spec, server)
     assert r.returncode == 0, r.stdout[-4000:]
     assert "best configuration:" in r.stdout and "mlflow run id" in r.stdout
-    # the console: the start line, one line per report (2 trials x 2 epochs), one per trial end
+    # the console: the start line, one line per report (4 trials x 2 epochs), one per trial end
     lines = console_before_table(r.stdout)
-    assert START_LINE.fullmatch(lines[0]), lines[0]
+    assert START_LINE.fullmatch(lines[0]) and "sweep small: 4 trial(s), 2 at a time;" in lines[0], lines[0]
     reports = [m for m in map(REPORT_LINE.fullmatch, lines[1:]) if m]
     ends = [m for m in map(END_LINE.fullmatch, lines[1:]) if m]
     assert len(reports) + len(ends) == len(lines) - 1, "\n".join(lines)  # nothing else
+    labels = [f"{c}-s{seed}" for c in ("blc1-h16-learned-sl8", "blc10-h16-fixed-sl4") for seed in (42, 43)]
     assert sorted((m["label"], int(m["epoch"]), int(m["steps"])) for m in reports) == [
-        ("blc1-h16-learned-sl8-s42", 1, 256),
-        ("blc1-h16-learned-sl8-s42", 2, 512),
-        ("blc10-h16-fixed-sl4-s42", 1, 256),
-        ("blc10-h16-fixed-sl4-s42", 2, 512),
+        (label, e, 256 * e) for label in labels for e in (1, 2)
     ]
     assert (
         sorted(m.group(0).split(") ", 1)[1] for m in ends)
-        == ["ended OK: finished: its whole budget (512 env steps, 2 epochs)"] * 2
+        == ["ended OK: finished: its whole budget (512 env steps, 2 epochs)"] * 4
     )
     assert not [ln for ln in r.stdout.splitlines() if any(n in ln for n in RAY_NOISE)], r.stdout[-4000:]
     parents, kids = children(server, spec)
-    assert len(parents) == 1 and len(kids) == 2
+    assert len(parents) == 1 and len(kids) == 4 and parents[0]["params"]["trials"] == "4"  # seeds count
     parent = parents[0]
     assert parent["info"]["status"] == "FINISHED"
     assert {k["tags"]["mlflow.parentRunId"] for k in kids} == {parent["info"]["run_id"]}
@@ -213,7 +215,12 @@ def test_cpu_sweep_parent_and_child_runs(tmp_path, server):
             assert steps(server, k, key) == [1, 2], key
         # its point, its seed and what the shared overrides changed: nothing else, no short twins
         point = next(p for p in P[:2] if str(p["sigma"]) == k["params"]["sigma"])
-        assert k["params"] == {**SHARED_PARAMS, **{d: str(point[d]) for d in DIMS}, "seed": "42"}, k["params"]
+        seed = k["params"]["seed"]
+        assert seed in ("42", "43") and k["params"] == {
+            **SHARED_PARAMS,
+            **{d: str(point[d]) for d in DIMS},
+            "seed": seed,
+        }
         assert k["info"]["run_id"] in r.stdout
         # the whole resolved config is the run's config.yaml, the trial's own
         got = requests.get(
@@ -223,15 +230,15 @@ def test_cpu_sweep_parent_and_child_runs(tmp_path, server):
         assert got.ok and got.text == local.read_text()
         cfg = yaml.safe_load(got.text)
         assert cfg["train"]["params"]["config"]["bounds_loss_coef"] == point["train.params.config.bounds_loss_coef"]
-        assert cfg["sigma"] == point["sigma"] and cfg["seed"] == 42 and cfg["task"]["env"]["numEnvs"] == 16
+        assert cfg["sigma"] == point["sigma"] and cfg["seed"] == int(seed) and cfg["task"]["env"]["numEnvs"] == 16
         assert cfg["train"]["params"]["config"]["gamma"] == 0.99  # a default: in the config, not a param
     assert {k["params"]["sigma"] for k in kids} == {"fixed", "learned"}
     arts = server.artifacts(parent["info"]["run_id"])
-    assert {"results.txt", "results.json", "small.sweep.yaml"} <= set(arts)
+    assert {"results.txt", "results.json", "small.sweep.yaml", "effects.png", "parallel_coordinates.png"} <= set(arts)
     # names and tags a person can read: the parent by sweep and time, the trials by their values,
     # the user's command (not Ray's worker), why and when each trial stopped
     assert re.fullmatch(r"small-\d{8}-\d{6}", parent["info"]["run_name"]), parent["info"]["run_name"]
-    assert sorted(k["info"]["run_name"] for k in kids) == ["blc1-h16-learned-sl8-s42", "blc10-h16-fixed-sl4-s42"]
+    assert sorted(k["info"]["run_name"] for k in kids) == labels
     for run in [parent, *kids]:
         assert run["tags"]["command"].startswith("python -m sweeps ") and "default_worker" not in run["tags"]["command"]
         assert run["tags"]["mlflow.source.name"] == "python -m sweeps"
@@ -244,6 +251,22 @@ def test_cpu_sweep_parent_and_child_runs(tmp_path, server):
     exp = server.get("experiments/get-by-name", experiment_name=spec["experiment"])["experiment"]
     assert {t["key"]: t["value"] for t in exp["tags"]}["mlflow.experimentKind"] == "custom_model_development"
     assert f"#/experiments/{exp['experiment_id']}/runs/{parent['info']['run_id']}" in r.stdout  # the UI link
+
+    # the table over seeds: per configuration the mean and spread of its two seeds, and each dimension's effect
+    assert "configurations by mean eval/score over their seeds" in r.stdout
+    assert "what each dimension did" in r.stdout and "best configuration:" in parent["tags"]["mlflow.note.content"]
+    res = json.loads((tmp_path / "out" / "small" / "results.json").read_text())
+    configs = res["configurations"]
+    assert len(configs) == 2 and all(c["n"] == 2 and sorted(c["seeds"]) == [42, 43] for c in configs)
+    by_sigma = {c["params"]["sigma"]: c for c in configs}
+    rows = {(row["params"]["sigma"], row["params"]["seed"]): row["metric"] for row in res["rows"]}
+    for sigma, c in by_sigma.items():
+        vals = [rows[(sigma, 42)], rows[(sigma, 43)]]
+        assert c["mean"] == pytest.approx(sum(vals) / 2) and c["std"] == pytest.approx(abs(vals[0] - vals[1]) / 2**0.5)
+    eff = {(e["dimension"], str(e["value"])): e for e in res["effects"]}
+    d = eff[("sigma", "learned")]
+    assert d["diff"] == pytest.approx(by_sigma["learned"]["mean"] - by_sigma["fixed"]["mean"])
+    assert d["ci_low"] <= d["diff"] <= d["ci_high"]
 
 
 def test_resume_after_ctrl_c_continues_the_same_runs(tmp_path, server):
