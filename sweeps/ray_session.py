@@ -22,6 +22,9 @@ def init_ray(num_cpus: int | None = None, verbose: bool = False):
         return
     level = logging.WARNING if verbose else logging.ERROR
     address = os.environ.get("RAY_ADDRESS", "").strip()
+    if address == "local":  # Ray's word for a new local cluster: the private one below
+        address = ""
+        os.environ.pop("RAY_ADDRESS")  # ray.init reads it too
     if address:  # a cluster started with `ray start`
         why = head_unreachable(address)
         if why is None:
@@ -30,9 +33,14 @@ def init_ray(num_cpus: int | None = None, verbose: bool = False):
             except ConnectionError as e:
                 why = str(e).splitlines()[0] if str(e) else type(e).__name__
         if why is not None:
+            fix = (
+                "set it to the Ray head's host:port"
+                if why.startswith("not host:port")
+                else 'start the Ray head there (`ray start --head --port=PORT`, README: "Ray, local and multi-node")'
+            )
             raise SweepError(
-                f"RAY_ADDRESS={address}: {why}; start the Ray head there (`ray start --head --port=PORT`, README: "
-                '"Ray, local and multi-node") or unset RAY_ADDRESS for a private local Ray; nothing was started or moved'
+                f"RAY_ADDRESS={address}: {why}; {fix} or unset RAY_ADDRESS for a private local Ray; "
+                "nothing was started or moved"
             )
     else:
         # a private local Ray, no dashboard (what it listens on: README, "Ray, local and multi-node")
@@ -47,16 +55,24 @@ def init_ray(num_cpus: int | None = None, verbose: bool = False):
 
 
 def head_unreachable(address: str, timeout_s: float = 3.0) -> str | None:
-    """Why nothing answers at ``RAY_ADDRESS`` (``host:port`` or ``ray://host:port``), or None when a
-    TCP connection opens (or the address is ``auto``/``local``, which Ray resolves itself). Checked
-    before ``ray.init``, which would otherwise retry for about half a minute and end in a traceback."""
-    if address in ("auto", "local"):
+    """Why ``RAY_ADDRESS`` names no Ray head that answers: it is not ``host:port`` (or
+    ``ray://host:port``; an IPv6 host in brackets, ``[::1]:6379``), or no TCP connection opens there.
+    None when one opens, or for ``auto`` (Ray finds the cluster itself). Checked before ``ray.init``,
+    which would otherwise retry for about half a minute and end in a traceback; a port that opens but
+    is not a Ray head is left to ``ray.init``."""
+    if address == "auto":
         return None
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        return "not host:port (e.g. 127.0.0.1:6379)"
+    shape = "not host:port (e.g. 127.0.0.1:6379, [::1]:6379 or ray://host:port)"
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:  # a scheme other than ray://, or an IPv6 host without brackets
+        return shape
+    if not sep or not host or not (port.isascii() and port.isdecimal() and 0 < int(port) < 65536):
+        return shape
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as e:
         return f"nothing answers there ({e.strerror or type(e).__name__})"
     return None

@@ -46,6 +46,10 @@ class InjectedFailure(RuntimeError):
     """Raised by the fault-injection hook of a sweep (``fail:`` in the sweep file; tests only)."""
 
 
+class _LastReportTaken(Exception):
+    """Tune ended the trial at its last epoch's report (see ``report`` in :func:`run_trial`)."""
+
+
 class TrialDiverged(RuntimeError):
     """A trial whose numbers cannot be trusted (non-finite, beyond sanity, a blown-up simulator):
     a result (FAILED, with this reason), not a crash to retry."""
@@ -219,7 +223,15 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
         # trial at this report, and then its session never reaches its end
         session.on_checkpoint(d / CKPT_FILE, "epoch", epoch)
         session.upload_now()
-        tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(d)))
+        try:
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(d)))
+        except SystemExit:
+            # Tune ends a trial whose report it has taken by raising SystemExit in it. At the last
+            # epoch's report the training is complete: it returns (its run ends FINISHED, the driver
+            # tags why); earlier (a scheduler's stop, an interrupted sweep) the run ends KILLED.
+            if final:
+                raise _LastReportTaken from None
+            raise
         reported.append(d)
         while len(reported) > 3:  # Tune persists a reported checkpoint in the background: keep the recent ones
             shutil.rmtree(reported.pop(0), ignore_errors=True)
@@ -246,7 +258,10 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
             agent.checkpoint_observers.append(session.on_checkpoint)
             if agent.epoch_num >= agent.max_epochs:
                 return  # restored at the end: nothing left to train
-            agent.train()
+            try:
+                agent.train()
+            except _LastReportTaken:
+                pass
     except (TrialDiverged, SimulationUnstableError) as e:
         # the tracked run ended FAILED with this message; the trial ends as a result, never retried
         reason = str(e)

@@ -1,6 +1,7 @@
 """Nothing lost, nothing mixed up, under faults: a tracking outage during a sweep, a store that is
-down before a sweep starts, two starts at once, credentials in a URI, half-written exports and bad
-inputs. A real ``mlflow server`` on its own port and store, a real local Ray, subprocesses bounded
+down before a sweep starts, a RAY_ADDRESS where nothing answers, two starts at once (the lock; a
+second start of a running sweep, on the credentials test's sweep), credentials in a URI,
+half-written exports and bad inputs. A real ``mlflow server`` on its own port and store, a real local Ray, subprocesses bounded
 in time (test_sweeps' helpers)."""
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ def test_a_ray_address_where_nothing_answers_is_one_line_and_moves_nothing(tmp_p
         )
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stdout[-2000:] + r.stderr[-2000:]
         assert f"RAY_ADDRESS={address}: {why}" in r.stderr and "unset RAY_ADDRESS" in r.stderr, r.stderr
-        assert time.monotonic() - t0 < 60
+        assert time.monotonic() - t0 < 25  # ray.init alone: ~30 s of retries
     assert (
         sorted(p.name for p in (tmp_path / "out").iterdir()) == ["noray"] and (old / "sweep.json").read_text() == "{}"
     )
@@ -279,7 +280,8 @@ def test_credentials_in_a_tracking_uri_are_written_and_printed_nowhere_and_a_sec
     assert secret not in state.read_text() and stat.S_IMODE(state.stat().st_mode) == 0o600
     assert secret not in (tmp_path / "out" / "creds_sweep.sweep.yaml").read_text()
     parents, kids = children(server, spec)
-    assert kids and secret not in json.dumps([server.run(x["info"]["run_id"]) for x in parents + kids])
+    assert len(parents) == 1 and kids  # the refused second start created no parent run
+    assert secret not in json.dumps([server.run(x["info"]["run_id"]) for x in parents + kids])
 
 
 # ------------------------------------------------------------------ exports and bad inputs

@@ -1,6 +1,6 @@
 """IsaacGymEnvs' other HumanoidAMP configs: train=HumanoidAMPPPOLowGP, task=HumanoidAMPHands, and
-the Default pose (the T-pose IsaacGymEnvs starts its Default and Hybrid resets from); the Fast train
-configs; the task registry; every config key read, unknown keys errors, ignored IsaacGymEnvs keys warnings, one sigma knob."""
+the Default pose (the T-pose IsaacGymEnvs starts its Default and Hybrid resets from); our Fast train
+configs (HumanoidAMPPPOFast, G1AMPPPOFast); the task registry; every config key read, unknown keys errors, ignored IsaacGymEnvs keys warnings, one sigma knob."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ def _flat(d, prefix=""):
         (["train=HumanoidAMPPPOFast"], [], {"params.config.learning_rate": (5e-5, 1e-4)}),
         (["task=G1AMP", "train=G1AMPPPOFast"], ["task=G1AMP"], {"params.config.learning_rate": (5e-5, 1e-4)}),
     ],
+    ids=["LowGP", "HumanoidFast", "G1Fast"],
 )
 def test_a_train_variant_is_its_base_with_only_its_own_changes(variant, base, changes):
     base_cfg = _flat(OmegaConf.to_container(make_cfg(*base).train, resolve=True))

@@ -1,7 +1,7 @@
-"""Sweep answers that hold up, against a real ``mlflow server`` and a real local Ray (seeds and the
-per-configuration table: test_sweeps.py): rungs in env steps, failed and diverged trials as
-results (retried from a checkpoint only where a retry can help), and the checks that stop a sweep
-file before Ray starts."""
+"""Sweep answers that hold up, against a real ``mlflow server`` and a real local Ray: rungs in env steps, failed and diverged trials as results (retried from a
+checkpoint only where a retry can help; MLP policy, so the finished one can be promoted), the checks
+that stop a sweep file before Ray starts, and what each dimension did, by hand (seeds and the
+per-configuration table on a real sweep: test_sweeps.py)."""
 
 from __future__ import annotations
 
@@ -71,9 +71,7 @@ def test_rungs_in_env_steps_compare_horizons_at_equal_samples(tmp_path, server):
 
 
 @pytest.mark.slow
-def test_failed_and_diverged_trials_end_with_their_reasons_and_only_a_retry_that_can_help_is_made(
-    tmp_path, server, capsys
-):
+def test_failed_and_diverged_trials_end_with_their_reasons_and_only_a_retry_that_can_help_is_made(tmp_path, server):
     """One sweep, five trials: one that errors once at epoch 2 is restarted from its epoch-1
     checkpoint and finishes in the same run; one that errors at every attempt ends FAILED after its
     retry; one whose critic loss turns NaN and one with an absurd learning rate end FAILED with their
@@ -182,3 +180,31 @@ def test_effects_by_hand():
     assert analysis.dimension_effects(rows[:2], ["d"]) == []
     rows[3]["status"] = "FAILED"
     assert analysis.configurations(rows, "max")[0]["n"] == 1  # a failed trial is never counted
+
+
+def test_ray_addresses_that_name_no_head_are_told_apart_from_one_that_answers():
+    import socket
+
+    from sweeps.ray_session import head_unreachable
+    from tests.helpers.mlflow_server import free_port
+
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+        assert head_unreachable(f"127.0.0.1:{port}") is None
+        assert head_unreachable(f"ray://127.0.0.1:{port}") is None
+    assert head_unreachable("auto") is None
+    dead = free_port()
+    assert head_unreachable(f"127.0.0.1:{dead}").startswith("nothing answers there")
+    assert head_unreachable(f"[::1]:{dead}").startswith("nothing answers there")  # IPv6 in brackets: parsed
+    for bad in (
+        "127.0.0.1",
+        "127.0.0.1:",
+        ":6379",
+        "127.0.0.1:abc",
+        "127.0.0.1:70000",
+        "127.0.0.1:0",
+        "h:²",
+        "fe80::1",
+    ):
+        assert head_unreachable(bad).startswith("not host:port"), bad
+    assert head_unreachable("http://127.0.0.1:8265").startswith("not host:port")  # the dashboard's address

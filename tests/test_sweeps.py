@@ -417,3 +417,52 @@ def test_asha_grace_period_longer_than_a_shortened_trial_is_clamped():
 
     sched = _scheduler({"scheduler": "asha", "asha": {"grace_period": 50, "reduction_factor": 2}}, 5)
     assert sched._max_t == 5 and sched._brackets[0]._rungs[-1][0] == 5
+
+
+# ------------------------------------------------------------------- a trial's end, in-process
+def test_a_trial_that_tune_ends_at_its_last_report_finishes_its_run(tmp_path, monkeypatch):
+    """Tune ends a trial whose report it has taken by raising SystemExit in it, which can come before
+    the trial returns by itself. At the last epoch's report the training is complete: the trial
+    returns and its run ends FINISHED (not KILLED with stop_reason "SystemExit(0)", which overwrote
+    the driver's "finished: its whole budget" tag). At an earlier report the SystemExit goes on and
+    the run ends KILLED. A fake Tune session around the real trial, on a sqlite store."""
+    from mlflow import MlflowClient
+    from ray import tune
+
+    from sweeps import runner, trial
+    from tracking import sweep_runs
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    point = {"train.params.config.bounds_loss_coef": 10}
+    spec = space.normalize(tiny_spec("ends", epochs=2, points=[point], base="default"))
+    parent = sweep_runs.start_parent(uri, spec["experiment"], "ends", "ends-1", {}, {})
+    cfg = runner._sweep_cfg(spec, parent, uri, tmp_path / "work")
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    client = MlflowClient(uri)
+
+    def run(trial_id: str, exit_at_epoch: int) -> dict:
+        class Context:
+            def get_trial_id(self):
+                return trial_id
+
+            def get_trial_name(self):
+                return trial_id
+
+        def report(result, checkpoint=None):
+            if result.get("epoch") == exit_at_epoch:
+                raise SystemExit(0)
+
+        monkeypatch.setattr(tune, "get_context", Context)
+        monkeypatch.setattr(tune, "report", report)
+        trial.run_trial({"point": point}, cfg)
+        exp = client.get_experiment_by_name(spec["experiment"])
+        (r,) = client.search_runs([exp.experiment_id], filter_string=f"tags.ray_trial_id = '{trial_id}'")
+        return {"status": r.info.status, **r.data.tags}
+
+    last = run("last_00000", exit_at_epoch=2)
+    assert last["status"] == "FINISHED" and "stop_reason" not in last, last
+    with pytest.raises(SystemExit):
+        run("early_00000", exit_at_epoch=1)
+    exp = client.get_experiment_by_name(spec["experiment"])
+    (early,) = client.search_runs([exp.experiment_id], filter_string="tags.ray_trial_id = 'early_00000'")
+    assert early.info.status == "KILLED" and early.data.tags["stop_reason"] == "SystemExit(0)"
