@@ -163,6 +163,11 @@ def test_the_shipped_sweeps_pass_their_check():
     assert len(combos) == 8 and {tuple(sorted(c)) for c in combos} == {tuple(sorted(DIMS))}
     g1 = space.check_spec(space.load("g1_gpu"))
     assert len(g1) == 16 and {c["train.params.config.disc_grad_penalty"] for c in g1} == {5, 10}
+    # every sweep file in cfg/sweep (the measured GPU studies too) composes all its points, and its
+    # name is its file's: results land in sweeps_out/<name>, where the benchmarks read them
+    for f in sorted((REPO / "cfg" / "sweep").glob("*.yaml")):
+        spec = space.load(f.stem)
+        assert spec["name"] == f.stem and space.check_spec(spec), f.name
 
 
 def test_cli_check_fails_before_ray_starts(tmp_path):
