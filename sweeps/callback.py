@@ -1,5 +1,6 @@
-"""Driver-side Tune callback: sets the MLflow status of child runs that their trial could not close
-(stopped by ASHA, errored after its retries), and on every trial's run why it stopped
+"""Driver-side Tune callback: sets the MLflow status of child runs that their trial did not close
+(stopped by a scheduler, whose trial leaves the status to the driver; errored after its retries), and
+on every trial's run why it stopped
 (``stop_reason``, :func:`ending`) and how much experience it had (``env_steps``, ``epochs``). It
 only closes runs and tags them; the trials log their own metrics."""
 

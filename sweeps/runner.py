@@ -388,6 +388,26 @@ def _status(r, m: dict, max_epochs: int) -> tuple[str, str]:
     return ("OK" if m.get("trial_done") or (m.get("epoch") or 0) >= max_epochs else "STOPPED"), ""
 
 
+def _close_interrupted(uri: str, spec: dict, row: dict) -> None:
+    """End KILLED the run of a trial that Ctrl+C stopped (its trial leaves the status to the driver),
+    saying how to go on; resuming the sweep reopens it."""
+    from tracking import sweep_runs
+
+    if not row["mlflow_run_id"]:
+        return
+    why = (
+        f"the sweep was interrupted after epoch {row['epochs']}; continue it with: "
+        f"make sweep SWEEP={spec['name']} RESUME=1 (python -m sweeps {spec['name']} --resume)"
+    )
+    try:
+        # a run the scheduler stopped before the interrupt has its status and reason already
+        sweep_runs.end_if_running(
+            uri, spec["experiment"], row["mlflow_run_id"], "KILLED", {"stop_reason": why}, retag_ended=False
+        )
+    except Exception as e:  # the store may be what failed; resuming closes orphans first
+        print(f"sweep {spec['name']}: could not close the run of trial {row['trial']}: {e}", flush=True)
+
+
 def _summarize(spec, grid, uri, parent, exp_dir, wall_s) -> dict:
     from tracking import sweep_runs
 
@@ -433,6 +453,7 @@ def _summarize(spec, grid, uri, parent, exp_dir, wall_s) -> dict:
         for r in rows:
             if r["status"] == "STOPPED" and (r["epochs"] or 0) < max_epochs:
                 r["status"] = "PAUSED?"
+                _close_interrupted(uri, spec, r)
         print(
             f"\nsweep {spec['name']} INTERRUPTED after {wall_s:.0f} s ({grid.num_terminated} of {len(grid)} trials ended); "
             f"continue it with: make sweep SWEEP={spec['name']} RESUME=1 (python -m sweeps {spec['name']} --resume)",

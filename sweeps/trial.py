@@ -50,6 +50,11 @@ class _LastReportTaken(Exception):
     """Tune ended the trial at its last epoch's report (see ``report`` in :func:`run_trial`)."""
 
 
+class _StoppedByTune(Exception):
+    """Tune ended the trial at an earlier report: a scheduler's stop, a PBT pause or an interrupted
+    sweep. The trial cannot tell which; the driver can (``sweeps.callback``, ``runner._summarize``)."""
+
+
 class TrialDiverged(RuntimeError):
     """A trial whose numbers cannot be trusted (non-finite, beyond sanity, a blown-up simulator):
     a result (FAILED, with this reason), not a crash to retry."""
@@ -228,10 +233,9 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
         except SystemExit:
             # Tune ends a trial whose report it has taken by raising SystemExit in it. At the last
             # epoch's report the training is complete: it returns (its run ends FINISHED, the driver
-            # tags why); earlier (a scheduler's stop, an interrupted sweep) the run ends KILLED.
-            if final:
-                raise _LastReportTaken from None
-            raise
+            # tags why). Earlier, the run's status is the driver's to set: were the trial to end it
+            # KILLED, that could land after the driver's FINISHED "stopped early by the scheduler".
+            raise (_LastReportTaken if final else _StoppedByTune) from None
         reported.append(d)
         while len(reported) > 3:  # Tune persists a reported checkpoint in the background: keep the recent ones
             shutil.rmtree(reported.pop(0), ignore_errors=True)
@@ -262,6 +266,9 @@ def run_trial(config: dict, sweep: dict | None = None) -> None:
                 agent.train()
             except _LastReportTaken:
                 pass
+            except _StoppedByTune:
+                session.end(None)  # metrics and checkpoints sent; no status (see _StoppedByTune)
+                raise SystemExit(0) from None  # Tune's stop goes on
     except (TrialDiverged, SimulationUnstableError) as e:
         # the tracked run ended FAILED with this message; the trial ends as a result, never retried
         reason = str(e)

@@ -308,6 +308,9 @@ def test_resume_after_ctrl_c_continues_the_same_runs(tmp_path, server):
     assert len(parents) == 1 and len(kids) == 2, first[-3000:]
     done_before = {k["tags"]["ray_trial_id"]: steps(server, k) for k in kids}
     assert any(s != list(range(1, 7)) for s in done_before.values()), "the sweep ended before the interrupt"
+    for k in kids:  # the driver closed the interrupted trials' runs, saying how to go on
+        if done_before[k["tags"]["ray_trial_id"]] != list(range(1, 7)):
+            assert k["info"]["status"] == "KILLED" and "RESUME=1" in k["tags"].get("stop_reason", ""), k["tags"]
 
     r = run_sweep(tmp_path, spec, server, "--resume")
     assert r.returncode == 0, r.stdout[-4000:]
@@ -425,12 +428,14 @@ def test_asha_grace_period_longer_than_a_shortened_trial_is_clamped():
 
 
 # ------------------------------------------------------------------- a trial's end, in-process
-def test_a_trial_that_tune_ends_at_its_last_report_finishes_its_run(tmp_path, monkeypatch):
-    """Tune ends a trial whose report it has taken by raising SystemExit in it, which can come before
-    the trial returns by itself. At the last epoch's report the training is complete: the trial
-    returns and its run ends FINISHED (not KILLED with stop_reason "SystemExit(0)", which overwrote
-    the driver's "finished: its whole budget" tag). At an earlier report the SystemExit goes on and
-    the run ends KILLED. A fake Tune session around the real trial, on a sqlite store."""
+def test_a_trial_that_tune_ends_at_a_report_leaves_its_status_to_the_driver(tmp_path, monkeypatch):
+    """Tune ends a trial whose report it has taken by raising SystemExit in it, and the driver's
+    callback closes the trial's run at the same time, in either order. At the last epoch's report the
+    training is complete: the trial returns and its run ends FINISHED. At an earlier report (a
+    scheduler's stop) the trial sends what is left and sets no status, so the driver's FINISHED
+    "stopped early by the scheduler" stands whether it lands before the trial's end or after it (it
+    was overwritten with KILLED "SystemExit(0)" when it landed first). A fake Tune session around the
+    real trial, on a sqlite store."""
     from mlflow import MlflowClient
     from ray import tune
 
@@ -439,13 +444,18 @@ def test_a_trial_that_tune_ends_at_its_last_report_finishes_its_run(tmp_path, mo
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     point = {"train.params.config.bounds_loss_coef": 10}
-    spec = space.normalize(tiny_spec("ends", epochs=2, points=[point], base="default"))
+    spec = space.normalize(tiny_spec("ends", epochs=3, points=[point], base="default"))
     parent = sweep_runs.start_parent(uri, spec["experiment"], "ends", "ends-1", {}, {})
     cfg = runner._sweep_cfg(spec, parent, uri, tmp_path / "work")
     monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
     client = MlflowClient(uri)
+    stopped = {"stop_reason": "stopped early by the scheduler at 64 env steps (epoch 1)"}
 
-    def run(trial_id: str, exit_at_epoch: int) -> dict:
+    def driver_closes(trial_id: str) -> None:  # what MlflowStatusCallback.on_trial_complete does
+        run_id = sweep_runs.find_child(uri, spec["experiment"], parent, trial_id)
+        sweep_runs.end_if_running(uri, spec["experiment"], run_id, "FINISHED", stopped)
+
+    def run(trial_id: str, exit_at_epoch: int, driver_first: bool = False):
         class Context:
             def get_trial_id(self):
                 return trial_id
@@ -455,6 +465,8 @@ def test_a_trial_that_tune_ends_at_its_last_report_finishes_its_run(tmp_path, mo
 
         def report(result, checkpoint=None):
             if result.get("epoch") == exit_at_epoch:
+                if driver_first:
+                    driver_closes(trial_id)
                 raise SystemExit(0)
 
         monkeypatch.setattr(tune, "get_context", Context)
@@ -462,12 +474,19 @@ def test_a_trial_that_tune_ends_at_its_last_report_finishes_its_run(tmp_path, mo
         trial.run_trial({"point": point}, cfg)
         exp = client.get_experiment_by_name(spec["experiment"])
         (r,) = client.search_runs([exp.experiment_id], filter_string=f"tags.ray_trial_id = '{trial_id}'")
-        return {"status": r.info.status, **r.data.tags}
+        return r
 
-    last = run("last_00000", exit_at_epoch=2)
-    assert last["status"] == "FINISHED" and "stop_reason" not in last, last
-    with pytest.raises(SystemExit):
-        run("early_00000", exit_at_epoch=1)
-    exp = client.get_experiment_by_name(spec["experiment"])
-    (early,) = client.search_runs([exp.experiment_id], filter_string="tags.ray_trial_id = 'early_00000'")
-    assert early.info.status == "KILLED" and early.data.tags["stop_reason"] == "SystemExit(0)"
+    last = run("last_00000", exit_at_epoch=3)
+    assert last.info.status == "FINISHED" and "stop_reason" not in last.data.tags, last.data.tags
+    for name, driver_first in (("after_00000", False), ("before_00000", True)):
+        with pytest.raises(SystemExit):
+            run(name, exit_at_epoch=2, driver_first=driver_first)
+        exp = client.get_experiment_by_name(spec["experiment"])
+        (r,) = client.search_runs([exp.experiment_id], filter_string=f"tags.ray_trial_id = '{name}'")
+        if not driver_first:
+            assert r.info.status == "RUNNING", (name, r.data.tags)  # the trial set no status
+            driver_closes(name)
+            r = client.get_run(r.info.run_id)
+        assert r.info.status == "FINISHED" and r.data.tags["stop_reason"] == stopped["stop_reason"], (name, r.data.tags)
+        # nothing lost: both epochs before the stop are in the run
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "loss/actor")] == [1, 2], name

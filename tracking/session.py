@@ -403,8 +403,10 @@ class TrackingSession:
         return done
 
     # ------------------------------------------------------------------ end
-    def end(self, status: str, error: str | None = None) -> None:
-        """Send what is left and set the terminal status; bounded by ``end_timeout_s``."""
+    def end(self, status: str | None, error: str | None = None) -> None:
+        """Send what is left and set the terminal status; bounded by ``end_timeout_s``. ``status=None``
+        sends what is left and sets no status: another writer that knows why the run ended sets it
+        (a sweep trial that Ray Tune stopped: the sweep driver)."""
         if self._ended or not self.enabled or (self.run_id is None and self._pending is None):
             return
         self._ended = True
@@ -414,7 +416,7 @@ class TrackingSession:
         except KeyboardInterrupt:  # a second Ctrl+C: the queued epochs are sent below or spooled
             pass
         deadline = time.monotonic() + float(self.cfg["end_timeout_s"])
-        left = {"metrics": True, "artifacts": True, "status": True}
+        left = {"metrics": True, "artifacts": True, "status": status is not None}
         if self.history:  # drawn now, while the whole history is here: `sync` sends it if the store is down
             try:
                 self._draw_curves()
@@ -442,7 +444,7 @@ class TrackingSession:
                     except Exception as e:  # refused, or a local error: the status still goes
                         _warn(f"artifact upload failed ({type(e).__name__}: {e})")
                         left["artifacts"] = False
-                if not left["metrics"] and not left["artifacts"]:
+                if not left["metrics"] and not left["artifacts"] and left["status"]:
                     try:
                         if tags:
                             self.tracker.set_tags(tags)
@@ -463,7 +465,7 @@ class TrackingSession:
             _warn(
                 f"{redact(self.tracker.uri)} did not answer before the end: "
                 f"{'the run itself (not created yet), ' if self._pending is not None else ''}{len(self.spool)} epoch(s) "
-                f"of metrics{', the artifacts' if left['artifacts'] else ''} and the final status {status} are kept in "
+                f"of metrics{', the artifacts' if left['artifacts'] else ''}{f' and the final status {status}' if status else ''} are kept in "
                 f"{self.run_dir / 'tracking'}; send them with: python -m tracking sync {self.run_dir}"
             )
         else:
@@ -471,7 +473,8 @@ class TrackingSession:
             if end_file.exists():
                 end_file.unlink()
             url = self.tracker.run_url() if hasattr(self.tracker, "run_url") else ""
-            print(f"tracking: run {self.run_id} ended {status}" + (f": {url}" if url else ""), flush=True)
+            ended = f"ended {status}" if status else "sent; its status is left to the sweep driver"
+            print(f"tracking: run {self.run_id} {ended}" + (f": {url}" if url else ""), flush=True)
         close = getattr(self.tracker, "close", None)
         if close is not None:  # the worker process of tracking.sender=process
             close()
