@@ -73,10 +73,10 @@ def children(uri: str | None, experiment: str, parent_run_id: str) -> list:
 
 def end_if_running(
     uri: str | None, experiment: str, run_id: str, status: str, tags: dict | None = None, retag_ended: bool = True
-) -> bool:
+) -> None:
     """Set a terminal status on a run that its trial could not close (stopped by the scheduler, killed);
     FAILED also replaces an ended run's status. ``tags`` go on the run whether or not it had ended, unless
-    ``retag_ended`` is false. Returns whether the status was set."""
+    ``retag_ended`` is false."""
     t = tracker(uri, experiment)
     run = t._call(t.client.get_run, run_id)
     t.run_id = run_id
@@ -85,7 +85,6 @@ def end_if_running(
         t.set_tags({k: str(v) for k, v in tags.items()})
     if ending:
         t.end_run(status)
-    return ending
 
 
 def finish_parent(
